@@ -1,0 +1,21 @@
+# soundsim workflow: collection -> manifest -> (extract -> process -> search + metrics -> tables, figures)
+# Run:  snakemake --cores all            (profiles/default is picked up automatically)
+#       snakemake --profile profiles/slurm   (cluster)
+# What to run is in config.yaml; see README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/collection.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

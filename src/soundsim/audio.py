@@ -1,0 +1,131 @@
+"""Audio files: probe headers, check that a file decodes, load as float32.
+
+Every failure is an :class:`~soundsim.errors.AudioError` carrying the file's
+path and a short reason (``empty file``, ``truncated: ...``, ``cannot decode:
+...``); callers decide whether to skip or stop (``extraction.on_bad_audio``).
+
+Reading and decoding is libsndfile's (via ``soundfile``): WAV, FLAC, OGG/Vorbis,
+AIFF, MP3 (libsndfile >= 1.1). Resampling is ``soxr`` (deterministic, VHQ).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from soundsim.errors import AudioError
+
+#: File extensions the collection adapters look for, in order of preference.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the header (and, after :func:`check`, the decoder) says about a file."""
+
+    path: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        """Seconds: ``frames / sample_rate``."""
+        return self.frames / self.sample_rate
+
+
+def _riff_data_shortfall(path: str) -> str | None:
+    """For RIFF/WAVE files, compare the ``data`` chunk size the header declares
+    with the bytes the file holds. libsndfile silently shortens such files, so
+    this check is ours. Returns a reason when the file is truncated, else None."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not a plain RIFF/WAVE (RF64, W64, ...): leave it to the decoder
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            cid, csize = struct.unpack("<4sI", fh.read(8))
+            if cid == b"data":
+                held = size - (pos + 8)
+                if csize != 0xFFFFFFFF and csize > held:
+                    return f"truncated: header declares {csize} bytes of audio data, the file holds {held}"
+                return None
+            pos += 8 + csize + (csize & 1)
+        return "truncated: no 'data' chunk in the WAV file"
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Read the header of ``path``. Raises AudioError for a missing, empty,
+    unrecognised or zero-length file."""
+    p = str(path)
+    if not os.path.exists(p):
+        raise AudioError(p, "file not found")
+    if os.path.getsize(p) == 0:
+        raise AudioError(p, "empty file (0 bytes)")
+    try:
+        info = sf.info(p)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(p, f"cannot read audio header: {e}") from e
+    if info.frames <= 0:
+        raise AudioError(p, "no audio frames (zero-length audio)")
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(p, f"invalid header (sample rate {info.samplerate}, channels {info.channels})")
+    return AudioInfo(p, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
+
+
+def check(path: str | Path, full: bool = True, blocksize: int = 1 << 16) -> AudioInfo:
+    """:func:`probe` the file, then (``full``) decode it to the end.
+
+    Finds truncated WAV data (header longer than data), decoder errors
+    (corrupt FLAC/OGG frames), fewer decoded frames than the header promises,
+    and non-finite samples. Returns the header info when all is well.
+    """
+    info = probe(path)
+    short = _riff_data_shortfall(info.path)
+    if short:
+        raise AudioError(info.path, short)
+    if not full:
+        return info
+    decoded = 0
+    try:
+        with sf.SoundFile(info.path) as f:
+            for block in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(info.path, f"non-finite samples near frame {decoded}")
+                decoded += block.shape[0]
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(info.path, f"cannot decode (corrupt or truncated) after {decoded} frames: {e}") from e
+    if decoded < info.frames:
+        raise AudioError(info.path, f"truncated: header says {info.frames} frames, decoded {decoded}")
+    return info
+
+
+def load(path: str | Path, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
+    """Decode ``path`` as float32 in [-1, 1].
+
+    ``mono``: average the channels (explicit downmix) -> shape ``(frames,)``;
+    otherwise ``(frames, channels)``. ``sample_rate``: resample with soxr (VHQ)
+    when the file's rate differs. Returns ``(samples, sample_rate)``.
+    """
+    p = str(path)
+    probe(p)
+    try:
+        x, sr = sf.read(p, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(p, f"cannot decode: {e}") from e
+    if mono:
+        x = x.mean(axis=1, dtype=np.float32)
+    if sample_rate is not None and sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="VHQ").astype(np.float32, copy=False)
+        sr = sample_rate
+    return np.ascontiguousarray(x), int(sr)

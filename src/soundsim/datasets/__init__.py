@@ -1,0 +1,54 @@
+"""Collection adapters. Each returns a :class:`Collection` with the same table:
+fname, audio path, labels (list), plus family -> labels and multi-parent labels.
+
+=========  ==========================================================
+kind       source
+=========  ==========================================================
+``demo``   synthesised by :mod:`soundsim.datasets.demo` (nothing downloaded)
+``fsd50k`` FSD50K ground truth + vocabulary + AudioSet ontology
+``csv``    any folder of audio + a CSV (fname, labels) [+ families JSON]
+=========  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from soundsim.datasets import csv_folder, demo, fsd50k
+from soundsim.datasets.common import Collection
+from soundsim.errors import ConfigError
+
+__all__ = ["Collection", "load_collection", "demo_source_dir"]
+
+
+def demo_source_dir(results_dir: str | Path, name: str) -> Path:
+    """Where the demo collection's generated sources live: ``<results>/<name>/source``."""
+    return Path(results_dir) / name / "source"
+
+
+def load_collection(cfg: Mapping[str, Any], demo_dir: str | Path | None = None) -> Collection:
+    """Build the collection described by the config's ``collection:`` section.
+
+    For ``demo``, ``demo_dir`` is the folder the generator wrote (the
+    ``demo_data`` rule or ``soundsim demo-data``; by default
+    :func:`demo_source_dir`).
+    """
+    kind, name = cfg["kind"], cfg["name"]
+    if kind == "demo":
+        if demo_dir is None:
+            raise ConfigError("collection.kind is 'demo' but no folder with the generated demo sources was given")
+        src = Path(demo_dir)
+        return csv_folder.load(
+            name,
+            audio_dir=src / "audio",
+            ground_truth=src / "ground_truth.csv",
+            vocabulary=src / "vocabulary.csv",
+            families=src / "families.json",
+        )
+    if kind == "fsd50k":
+        return fsd50k.load(name, cfg["audio_dir"], cfg["ground_truth"], cfg["vocabulary"], cfg["ontology"])
+    if kind == "csv":
+        return csv_folder.load(name, cfg["audio_dir"], cfg["ground_truth"], cfg.get("vocabulary"), cfg.get("families"))
+    raise ConfigError(f"collection.kind: {kind!r} is not allowed; allowed values: 'demo', 'fsd50k', 'csv'")

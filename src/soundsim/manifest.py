@@ -1,0 +1,194 @@
+"""The manifest: one checked row per clip, the contract every later stage reads.
+
+``build_manifest`` takes a :class:`~soundsim.datasets.Collection` and
+
+1. stops with one message listing every structural problem: duplicate fnames,
+   labels outside the vocabulary, clips whose audio file is missing (first few
+   of each, with counts);
+2. checks each audio file (:func:`soundsim.audio.check`: header, truncated WAV
+   data, full decode when ``check='full'``) on ``threads`` threads;
+3. lists unusable clips in ``bad_audio`` (fname, path, reason) and, per
+   ``on_bad_audio``, leaves them out (``skip``) or stops naming them (``fail``).
+
+``write_manifest`` writes, atomically, under the collection folder:
+
+* ``manifest.csv``: fname, path, duration, sample_rate, channels, frames,
+  format, subtype, labels (comma-separated, FSD50K style);
+* ``bad_audio.csv``: fname, path, reason (header only when all is well);
+* ``labels.csv``: label, n_clips, family (empty: none), multi_parent;
+* ``families.json``: family -> labels present in the manifest (multi-parent
+  labels left out), the format ``soundsim evaluate --families`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from soundsim.logutil import progress as progress_bar
+
+from soundsim import audio
+from soundsim.datasets.common import Collection
+from soundsim.errors import AudioError, CollectionError
+from soundsim.fileutil import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["fname", "path", "duration", "sample_rate", "channels", "frames", "format", "subtype", "labels"]
+BAD_COLUMNS = ["fname", "path", "reason"]
+LABEL_COLUMNS = ["label", "n_clips", "family", "multi_parent"]
+
+
+@dataclass
+class Manifest:
+    clips: pd.DataFrame  # MANIFEST_COLUMNS, labels as comma-joined strings
+    bad: pd.DataFrame  # BAD_COLUMNS
+    labels: pd.DataFrame  # LABEL_COLUMNS
+    families: dict[str, list[str]]
+
+
+def _first(items: list[str], k: int = 5) -> str:
+    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
+    return ", ".join(map(str, items[:k])) + more
+
+
+def structural_problems(col: Collection) -> list[str]:
+    """Duplicate fnames, labels outside the vocabulary, missing audio files."""
+    df = col.clips
+    problems: list[str] = []
+    counts = Counter(df["fname"])
+    dups = [f for f, c in counts.items() if c > 1]
+    if dups:
+        problems.append(f"{len(dups)} duplicate fname(s) in {col.source}: {_first(dups)}")
+    used = Counter(lab for labs in df["labels"] for lab in labs)
+    if col.vocabulary is not None:
+        vocab = set(col.vocabulary)
+        unknown = sorted(lab for lab in used if lab not in vocab)
+        if unknown:
+            examples = [
+                f"{lab!r} (e.g. clip {df.loc[df['labels'].map(lambda ls, lab=lab: lab in ls), 'fname'].iloc[0]})"
+                for lab in unknown
+            ]
+            problems.append(f"{len(unknown)} label(s) not in the vocabulary: {_first(examples)}")
+    missing = df.loc[df["path"].isna(), "fname"].tolist()
+    if missing:
+        problems.append(f"{len(missing)} clip(s) have no audio file: {_first(missing)}")
+    return problems
+
+
+def build_manifest(
+    col: Collection,
+    on_bad_audio: str = "skip",
+    check: str = "full",
+    threads: int = 1,
+    progress: bool = True,
+) -> Manifest:
+    """Check ``col`` and its audio; see the module docstring."""
+    if on_bad_audio not in ("skip", "fail"):
+        raise ValueError(f"on_bad_audio must be 'skip' or 'fail', not {on_bad_audio!r}")
+    problems = structural_problems(col)
+    if problems:
+        raise CollectionError(f"collection {col.name!r} is not usable:\n  " + "\n  ".join(problems))
+
+    def one(path: str) -> audio.AudioInfo | AudioError:
+        try:
+            return audio.check(path, full=(check == "full"))
+        except AudioError as e:
+            return e
+
+    paths = col.clips["path"].tolist()
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        results = list(
+            progress_bar(pool.map(one, paths), total=len(paths), desc="checking audio", unit="clip", disable=not progress)
+        )
+    rows, bad = [], []
+    for (fname, labels), res in zip(col.clips[["fname", "labels"]].itertuples(index=False), results, strict=True):
+        if isinstance(res, AudioError):
+            bad.append((fname, res.path, res.reason))
+        else:
+            rows.append(
+                (fname, res.path, round(res.duration, 6), res.sample_rate, res.channels, res.frames,
+                 res.format, res.subtype, ",".join(labels))
+            )
+    clips = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+    bad_df = pd.DataFrame(bad, columns=BAD_COLUMNS)
+    if bad and on_bad_audio == "fail":
+        detail = "\n  ".join(f"{p}: {r}" for _, p, r in bad[:10])
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise CollectionError(
+            f"{len(bad)} unusable audio file(s) and extraction.on_bad_audio is 'fail':\n  {detail}{more}",
+        )
+    if clips.empty:
+        raise CollectionError(f"collection {col.name!r}: no usable clips ({len(bad)} bad)")
+    label_counts = Counter(lab for s in clips["labels"] for lab in s.split(","))
+    fam_of = {lab: f for f, labs in col.families.items() for lab in labs}
+    multi = set(col.multi_parent)
+    labels = pd.DataFrame(
+        [(lab, n, fam_of.get(lab, ""), lab in multi) for lab, n in sorted(label_counts.items())],
+        columns=LABEL_COLUMNS,
+    )
+    families = {f: [lab for lab in labs if lab in label_counts] for f, labs in col.families.items()}
+    families = {f: labs for f, labs in families.items() if labs}
+    return Manifest(clips, bad_df, labels, families)
+
+
+def run(
+    collection_cfg: dict,
+    out_dir: str | Path,
+    on_bad_audio: str = "skip",
+    threads: int = 1,
+    progress: bool = True,
+    demo_dir: str | Path | None = None,
+) -> dict[str, Path]:
+    """Load the configured collection, build and write its manifest under
+    ``out_dir`` (``results/<collection.name>``). What the ``manifest`` rule and
+    ``soundsim manifest`` both call; ``demo_dir``: see :func:`load_collection`."""
+    from soundsim.datasets import load_collection
+
+    col = load_collection(collection_cfg, demo_dir)
+    log.info("collection %r (%s): %d clips from %s", col.name, collection_cfg["kind"], len(col.clips), col.source)
+    m = build_manifest(col, on_bad_audio, collection_cfg.get("check_audio", "full"), threads, progress)
+    for row in m.bad.itertuples(index=False):
+        log.warning("bad audio, skipped: %s: %s", row.path, row.reason)
+    paths = write_manifest(m, out_dir)
+    log.info(
+        "manifest: %d clips, %d labels, %d families, %d bad -> %s",
+        len(m.clips), len(m.labels), len(m.families), len(m.bad), paths["manifest"],
+    )
+    return paths
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write a DataFrame as CSV (no index) atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def write_manifest(m: Manifest, out_dir: str | Path) -> dict[str, Path]:
+    """Write manifest.csv, bad_audio.csv, labels.csv, families.json under ``out_dir``."""
+    out = Path(out_dir)
+    return {
+        "manifest": write_csv_atomic(m.clips, out / "manifest.csv"),
+        "bad_audio": write_csv_atomic(m.bad, out / "bad_audio.csv"),
+        "labels": write_csv_atomic(m.labels, out / "labels.csv"),
+        "families": write_text_atomic(out / "families.json", json.dumps(m.families, indent=2) + "\n"),
+    }
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """Read a manifest.csv back; ``labels`` becomes a list per clip."""
+    path = Path(path)
+    if not path.is_file():
+        raise CollectionError(f"{path}: manifest not found (run the 'manifest' rule or `soundsim manifest`)")
+    df = pd.read_csv(path, dtype={"fname": str, "labels": str, "path": str}, keep_default_na=False)
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise CollectionError(f"{path}: not a soundsim manifest (missing columns {', '.join(missing)})")
+    df["labels"] = df["labels"].map(lambda s: [x for x in s.split(",") if x])
+    return df
