@@ -1,0 +1,110 @@
+"""Shared fixtures: tiny real audio files and collections written by the tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SHARED_ONTOLOGY = SHARED / "data" / "fsd50k-ontology"
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def tone(seconds: float, sr: int, channels: int = 1, freq: float = 440.0, seed: int = 0) -> np.ndarray:
+    """A quiet sine plus a little noise, shape (frames, channels)."""
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(seed)
+    x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(len(t))
+    return np.repeat(x[:, None], channels, axis=1)
+
+
+@pytest.fixture
+def write_audio() -> Callable[..., Path]:
+    """write_audio(path, seconds=1.0, sr=16000, channels=1, subtype='PCM_16') -> path."""
+
+    def _write(path: Path, seconds: float = 1.0, sr: int = 16000, channels: int = 1, subtype: str = "PCM_16",
+               freq: float = 440.0) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, tone(seconds, sr, channels, freq), sr, subtype=subtype)
+        return path
+
+    return _write
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to a fraction of its bytes (header intact, data short)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+@pytest.fixture
+def make_bad_audio(write_audio) -> Callable[[Path], dict[str, Path]]:
+    """Write one file per kind of broken audio into a folder; returns kind -> path."""
+
+    def _make(folder: Path) -> dict[str, Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        out = {}
+        out["empty"] = folder / "empty.wav"
+        out["empty"].write_bytes(b"")
+        out["random"] = folder / "random.wav"
+        out["random"].write_bytes(np.random.default_rng(1).bytes(4000))
+        out["truncated_wav"] = truncate(write_audio(folder / "truncated_wav.wav", 1.0, 16000))
+        out["truncated_flac"] = truncate(write_audio(folder / "truncated_flac.flac", 1.0, 44100))
+        out["zero_length"] = folder / "zero_length.wav"
+        sf.write(out["zero_length"], np.zeros((0, 1)), 16000)
+        return out
+
+    return _make
+
+
+@pytest.fixture
+def csv_collection(tmp_path, write_audio) -> Callable[..., dict[str, Path]]:
+    """A small csv collection: 3 labels in 2 families, mixed formats/rates/channels.
+
+    Returns paths: audio_dir, ground_truth, vocabulary, families.
+    """
+
+    def _make(rows: list[tuple[str, str]] | None = None, folder: Path | None = None) -> dict[str, Path]:
+        folder = folder or tmp_path / "coll"
+        audio = folder / "audio"
+        specs = {
+            "a1": (".wav", 16000, 1, "Dog"),
+            "a2": (".flac", 22050, 2, "Dog,Bark"),
+            "b1": (".wav", 44100, 1, "Rain"),
+            "b2": (".flac", 48000, 2, "Rain"),
+            "c1": (".wav", 48000, 1, "Bark"),
+        }
+        for i, (fname, (ext, sr, ch, _)) in enumerate(specs.items()):
+            write_audio(audio / f"{fname}{ext}", 0.5 + 0.25 * i, sr, ch, freq=200 + 100 * i)
+        rows = rows if rows is not None else [(f, spec[3]) for f, spec in specs.items()]
+        gt = folder / "gt.csv"
+        gt.write_text("fname,labels\n" + "".join(f'{f},"{lab}"\n' for f, lab in rows))
+        vocab = folder / "vocabulary.csv"
+        vocab.write_text("label\nBark\nDog\nRain\n")
+        fams = folder / "families.json"
+        fams.write_text(json.dumps({"Animal": ["Dog", "Bark"], "Natural_sounds": ["Rain"]}))
+        return {"audio_dir": audio, "ground_truth": gt, "vocabulary": vocab, "families": fams}
+
+    return _make
+
+
+def shared_or_skip() -> Path:
+    if not SHARED_ONTOLOGY.is_dir():
+        pytest.skip("../shared/data/fsd50k-ontology is absent")
+    return SHARED_ONTOLOGY
+
+
+@pytest.fixture
+def venv_bin() -> Path:
+    """Folder of the interpreter running the tests (snakemake and soundsim live there)."""
+    import sys
+
+    return Path(sys.executable).parent
+

@@ -1,0 +1,100 @@
+"""The Snakemake workflow, run for real (lint, dry run, a small demo run, re-run, errors)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(venv_bin: Path, workdir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    cmd = [str(venv_bin / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table."""
+    block = output.split("Job stats:")[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+def write_config(workdir: Path, **collection) -> Path:
+    cfg = {"collection": {"name": "demo", "kind": "demo", "clips_per_class": 2, **collection}}
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_lint_is_clean(venv_bin):
+    r = subprocess.run([venv_bin / "snakemake", "--lint"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Lints for" not in r.stdout + r.stderr
+
+
+def test_dry_run_plans_the_collection_stage(venv_bin):
+    r = subprocess.run([venv_bin / "snakemake", "-n", "--cores", "1"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    counts = job_counts(r.stdout)
+    assert counts.get("manifest", 0) in (0, 1) and "total" in counts
+
+
+def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
+    write_config(tmp_path)
+    plan = snakemake(venv_bin, tmp_path, "-n")
+    assert plan.returncode == 0, plan.stderr
+    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "all": 1, "total": 3}
+
+    run = snakemake(venv_bin, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    m = pd.read_csv(tmp_path / "results" / "demo" / "manifest.csv")
+    assert len(m) == 38 and set(m["sample_rate"]) == {16000, 22050, 44100, 48000}
+    assert (tmp_path / "results" / "demo" / "logs" / "manifest.log").read_text().count("manifest: 38 clips") == 1
+
+    again = snakemake(venv_bin, tmp_path)
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bad_config_value_stops_the_workflow_naming_the_key(venv_bin, tmp_path):
+    write_config(tmp_path)
+    r = snakemake(venv_bin, tmp_path, "-n", "--config", "extraction={on_bad_audio: maybe}")
+    assert r.returncode != 0
+    assert "extraction.on_bad_audio: 'maybe' is not allowed; allowed values: 'skip', 'fail'" in r.stdout + r.stderr
+
+
+def test_csv_collection_with_bad_audio(venv_bin, tmp_path, csv_collection, make_bad_audio):
+    p = csv_collection(folder=tmp_path / "data")
+    bad = make_bad_audio(p["audio_dir"])
+    rows = [("a1", "Dog"), ("b1", "Rain"), ("truncated_wav", "Dog"), ("empty", "Rain")]
+    csv_collection(rows, folder=tmp_path / "data")
+    coll = {"name": "mine", "kind": "csv", **{k: str(v) for k, v in p.items()}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"collection": coll}))
+    r = snakemake(venv_bin, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    badcsv = pd.read_csv(tmp_path / "results" / "mine" / "bad_audio.csv")
+    assert sorted(badcsv["fname"]) == ["empty", "truncated_wav"]
+    assert str(bad["empty"]) in set(badcsv["path"])
+    log = (tmp_path / "results" / "mine" / "logs" / "manifest.log").read_text()
+    assert f"bad audio, skipped: {bad['empty']}: empty file (0 bytes)" in log
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"collection": coll, "extraction": {"on_bad_audio": "fail"}}))
+    r = snakemake(venv_bin, tmp_path)  # params changed -> manifest re-runs, and now stops
+    assert r.returncode != 0
+    assert "2 unusable audio file(s) and extraction.on_bad_audio is 'fail'" in (
+        tmp_path / "results" / "mine" / "logs" / "manifest.log"
+    ).read_text()
