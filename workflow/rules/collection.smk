@@ -26,7 +26,12 @@ rule manifest:
     output:
         manifest=f"{RESULTS}/{{collection}}/manifest.csv",
         bad_audio=f"{RESULTS}/{{collection}}/bad_audio.csv",
-        labels=f"{RESULTS}/{{collection}}/labels.csv",
+        labels=report(
+            f"{RESULTS}/{{collection}}/labels.csv",
+            caption="../report/labels.rst",
+            category="Collection",
+            labels={"table": "labels"},
+        ),
         families=f"{RESULTS}/{{collection}}/families.json",
     params:
         collection=COLLECTION,
