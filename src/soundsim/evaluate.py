@@ -1,0 +1,414 @@
+"""Evaluate one embeddings file over the processing x search grid.
+
+:func:`evaluate_grid` is what ``soundsim evaluate`` and the Snakemake rules
+call. For each aggregation it aggregates once and L2-normalises once; for each
+PCA setting it fits PCA once; then a single blockwise pass over the query
+clips serves every search: one float32 Gram block ``Z[rows] @ Z.T`` per query
+block gives the MIPS, MCSS and NNS ranking keys (:mod:`soundsim.search`), and
+for each search the block's top-K, ranks beyond the top-K and all metrics are
+computed right away (:class:`soundsim.metrics.MetricAccumulator`). No N x N
+matrix and no full ranking is ever stored.
+
+Each setting writes ``OUT/agg-<a>_pca-<p>_search-<s>/``:
+
+* ``per_label.csv``: ``label, n_clips, map@<N>..., mr1`` (one map column per
+  cutoff, in increasing order; NaN for labels with a single clip);
+* ``per_family.csv``: ``family, n_labels, map@<N>..., mr1``;
+* ``summary.json``: settings, macro / family-mean / micro values, counts,
+  timings (seconds; ``aggregation_s`` is shared by all settings of that
+  aggregation, ``pca_s`` by the searches of one processing setting,
+  ``gram_s`` by the searches of one pass), input attributes;
+* ``rankings.h5``: top-K (K = largest cutoff) indices and scores of every
+  query (:func:`soundsim.store.write_rankings`).
+
+Clips in the embeddings but not in the ground truth, or the reverse, are an
+error listing the first few; ``restrict=True`` (``--intersect``) evaluates the
+clips present in both instead, and the summary records how many were dropped.
+Label counts n_L are those of the evaluated clips.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from soundsim import metrics as M
+from soundsim import process as P
+from soundsim import search as S
+from soundsim.errors import CollectionError
+from soundsim.fileutil import atomic_path, write_text_atomic
+from soundsim.logutil import progress as progress_bar
+from soundsim.store import Embeddings, write_processed, write_rankings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PCAS: tuple[int | str, ...] = (100, 200, "none")
+DEFAULT_CUTOFFS = (15, 150)
+
+
+def setting_name(aggregation: str, pca: int | str | None, search: str) -> str:
+    """Output folder of one setting: ``agg-mean_pca-100_search-mcss``."""
+    return f"agg-{aggregation}_pca-{P.pca_label(pca)}_search-{search}"
+
+
+def default_aggregations(emb: Embeddings) -> list[str]:
+    """The paper's aggregations for a frame-level file, ``['none']`` for a
+    clip-level one (or a frame-level file that has one row per clip)."""
+    if emb.attrs.get("level") == "clip" or bool(np.all(emb.frame_counts == 1)):
+        return ["none"]
+    return ["mean", "median", "max"]
+
+
+def _first(items: Sequence[Any], k: int = 5) -> str:
+    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
+    return ", ".join(map(repr, list(items)[:k])) + more
+
+
+def _clip_table(clips: pd.DataFrame | tuple[Sequence[str], Sequence[Any]]) -> tuple[list[str], list[list[str]]]:
+    if isinstance(clips, pd.DataFrame):
+        missing = [c for c in ("fname", "labels") if c not in clips.columns]
+        if missing:
+            raise CollectionError(f"ground truth lacks column(s) {', '.join(missing)}")
+        fnames, labels = clips["fname"].tolist(), clips["labels"].tolist()
+    else:
+        fnames, labels = list(clips[0]), list(clips[1])
+    out: list[list[str]] = []
+    for labs in labels:
+        if isinstance(labs, str):
+            labs = [s.strip() for s in labs.split(",") if s.strip()]
+        out.append(list(dict.fromkeys(str(x) for x in labs)))
+    return [str(f) for f in fnames], out
+
+
+def align(
+    emb: Embeddings,
+    clips: pd.DataFrame | tuple[Sequence[str], Sequence[Any]],
+    restrict: bool = False,
+) -> tuple[Embeddings, list[list[str]], dict[str, Any]]:
+    """Match the embeddings' clips with the ground truth (fname -> labels).
+
+    Returns the embeddings to evaluate (file order), their labels and counts.
+    Mismatched fnames raise :class:`CollectionError` unless ``restrict``."""
+    gt_fnames, gt_labels = _clip_table(clips)
+    dup = sorted(f for f, c in Counter(gt_fnames).items() if c > 1)
+    if dup:
+        raise CollectionError(f"ground truth: {len(dup)} duplicate fname(s): {_first(dup)}")
+    lab_of = dict(zip(gt_fnames, gt_labels, strict=True))
+    not_in_gt = [f for f in emb.fnames if f not in lab_of]
+    emb_set = set(emb.fnames)
+    not_in_emb = [f for f in gt_fnames if f not in emb_set]
+    src = emb.path or "embeddings"
+    if (not_in_gt or not_in_emb) and not restrict:
+        parts = []
+        if not_in_gt:
+            parts.append(f"{len(not_in_gt)} clip(s) in {src} are not in the ground truth: {_first(not_in_gt)}")
+        if not_in_emb:
+            parts.append(f"{len(not_in_emb)} ground-truth clip(s) have no embedding in {src}: {_first(not_in_emb)}")
+        raise CollectionError(
+            "; ".join(parts) + ". Fix the inputs, or pass --intersect (restrict=True) to evaluate the clips in both"
+        )
+    keep = [i for i, f in enumerate(emb.fnames) if f in lab_of]
+    sub = emb if len(keep) == emb.n_clips else emb.subset(keep)
+    if sub.n_clips < 2:
+        raise CollectionError(f"{src}: fewer than 2 clips are both embedded and labelled ({sub.n_clips})")
+    labels = [lab_of[f] for f in sub.fnames]
+    empty = [f for f, labs in zip(sub.fnames, labels, strict=True) if not labs]
+    if empty:
+        raise CollectionError(f"ground truth: {len(empty)} clip(s) without labels: {_first(empty)}")
+    info = {
+        "n_clips": sub.n_clips,
+        "n_dropped_not_in_ground_truth": len(not_in_gt),
+        "n_dropped_without_embedding": len(not_in_emb),
+        "restricted_to_intersection": bool(restrict and (not_in_gt or not_in_emb)),
+    }
+    if not_in_gt or not_in_emb:
+        log.warning(
+            "evaluating the %d clips in both: %d embedded clip(s) lack ground truth, "
+            "%d labelled clip(s) lack embeddings",
+            sub.n_clips, len(not_in_gt), len(not_in_emb),
+        )
+    return sub, labels, info
+
+
+@dataclass
+class PassResult:
+    """One search's outcome of a blockwise pass."""
+
+    metrics: M.MetricResult
+    indices: np.ndarray  # (N, K) int32
+    scores: np.ndarray  # (N, K) float32
+    seconds: dict[str, float]
+
+
+def search_and_score(
+    Z: np.ndarray,
+    index: M.LabelIndex,
+    searches: Sequence[str],
+    cutoffs: Sequence[int],
+    block_size: int | None = None,
+    fnames: Sequence[str] | None = None,
+    progress: bool = False,
+    desc: str = "search",
+) -> dict[str, PassResult]:
+    """One blockwise pass over the query clips of ``Z`` (N x D) computing, for
+    every search in ``searches``, the top-K rankings (K = largest cutoff, at
+    most N-1) and all metrics. Memory: O(block_size x N) per search."""
+    searches = S.check_searches(searches)
+    prep = S.prepare(Z, searches, fnames)
+    n = prep.n
+    accs = {s: M.MetricAccumulator(index, cutoffs) for s in searches}
+    k = next(iter(accs.values())).k
+    idx = {s: np.empty((n, k), dtype=np.int32) for s in searches}
+    sc = {s: np.empty((n, k), dtype=np.float32) for s in searches}
+    t_search = dict.fromkeys(searches, 0.0)
+    t_metrics = dict.fromkeys(searches, 0.0)
+    t_gram = 0.0
+    bs = S.default_block_size(n) if block_size is None else int(block_size)
+    if bs < 1:
+        raise S.SearchError(f"block_size must be >= 1, got {block_size}")
+    ordered = sorted(searches, key=lambda s: s == "mips")  # mips last: it takes the Gram block in place
+    for start in progress_bar(range(0, n, bs), desc=desc, unit="block", disable=not progress, leave=False):
+        stop = min(n, start + bs)
+        t0 = time.perf_counter()
+        G = prep.Z[start:stop] @ prep.Z.T
+        t_gram += time.perf_counter() - t0
+        for s in ordered:
+            t0 = time.perf_counter()
+            keys = S.keys_from_gram(G, start, prep, s, inplace=(s == "mips"))
+            cols, vals = S.topk(keys, k)
+            idx[s][start:stop] = cols
+            sc[s][start:stop] = S.scores_from_keys(vals, start, prep, s)
+            t1 = time.perf_counter()
+            accs[s].add_block(start, keys, cols)
+            t_metrics[s] += time.perf_counter() - t1
+            t_search[s] += t1 - t0
+            del keys
+    return {
+        s: PassResult(
+            accs[s].result(), idx[s], sc[s],
+            {"gram_s": t_gram, "search_s": t_search[s], "metrics_s": t_metrics[s]},
+        )
+        for s in searches
+    }
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, na_rep="nan", float_format="%.6f")
+
+
+def _check_settings(
+    emb: Embeddings, aggregations: Sequence[str], pcas: Sequence[int | str | None], n: int
+) -> list[int | None]:
+    for a in aggregations:
+        if a not in P.AGGREGATIONS:
+            raise P.ProcessingError(f"unknown aggregation {a!r}; allowed: {', '.join(P.AGGREGATIONS)}")
+    ks = [P.parse_pca(p) for p in pcas]
+    if len(set(ks)) != len(ks):
+        raise P.ProcessingError(f"repeated PCA setting in {list(pcas)}")
+    d = emb.dim
+    for k in ks:
+        if k is not None and k > min(n, d):
+            raise P.ProcessingError(
+                f"{emb.path or 'embeddings'}: PCA with {k} components is impossible for {n} clips of dimension {d}: "
+                f"n_components must be <= min(N, D) = {min(n, d)}"
+            )
+    if "none" in aggregations and not bool(np.all(emb.frame_counts == 1)):
+        multi = [emb.fnames[i] for i in np.flatnonzero(emb.frame_counts != 1)]
+        raise P.ProcessingError(
+            f"{emb.path or 'embeddings'}: aggregation 'none' needs one row per clip, but {len(multi)} clip(s) have "
+            f"several: {_first(multi)}"
+        )
+    return ks
+
+
+def evaluate_grid(
+    emb: Embeddings,
+    clips: pd.DataFrame | tuple[Sequence[str], Sequence[Any]],
+    families: Mapping[str, Sequence[str]] | None = None,
+    aggregations: Sequence[str] | None = None,
+    pcas: Sequence[int | str | None] = DEFAULT_PCAS,
+    searches: Sequence[str] = S.SEARCHES,
+    cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    block_size: int | None = None,
+    restrict: bool = False,
+    write_rankings_files: bool = True,
+    save_processed: bool = False,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Evaluate every (aggregation, PCA, search) combination; see the module
+    docstring for the outputs (written when ``out_dir`` is given). Returns one
+    summary dict per setting, in aggregation > PCA > search order.
+
+    ``clips``: a DataFrame with ``fname`` and ``labels`` (list, or
+    comma-separated string), or a pair (fnames, labels). ``families``: family
+    -> labels (multi-parent labels left out). ``aggregations`` defaults to
+    :func:`default_aggregations`. ``save_processed`` also writes each
+    processing setting's matrix (after L2 -> PCA) to
+    ``OUT/processed/agg-<a>_pca-<p>.h5``."""
+    families = dict(families or {})
+    sub, labels, align_info = align(emb, clips, restrict)
+    aggregations = list(aggregations) if aggregations is not None else default_aggregations(sub)
+    searches = S.check_searches(searches)
+    cutoffs = M.check_cutoffs(cutoffs)
+    ks = _check_settings(sub, aggregations, pcas, sub.n_clips)
+    index = M.build_label_index(labels, sub.fnames)
+    single = [lab for lab, c in zip(index.labels, index.counts, strict=True) if c < 2]
+    if single:
+        log.warning("%d label(s) have a single clip; reported with NaN and left out of averages: %s",
+                    len(single), _first(single))
+    out = Path(out_dir) if out_dir is not None else None
+    summaries: list[dict[str, Any]] = []
+    n_total = len(aggregations) * len(ks) * len(searches)
+    log.info("evaluating %d clips x %d labels: %d setting(s)", sub.n_clips, len(index.labels), n_total)
+    for agg in aggregations:
+        t0 = time.perf_counter()
+        X = P.aggregate(sub.embeddings, sub.offsets, agg, sub.fnames)
+        Xn = P.l2_normalize(X, sub.fnames, f"aggregation {agg}")
+        del X
+        t_agg = time.perf_counter() - t0
+        for k in ks:
+            t0 = time.perf_counter()
+            Z, pca_info = P.pca_reduce(Xn, k, seed)
+            Z = Z.astype(np.float32)
+            t_pca = time.perf_counter() - t0
+            pname = P.pca_label(k)
+            if out is not None and save_processed:
+                write_processed(
+                    out / "processed" / f"agg-{agg}_pca-{pname}.h5", sub.fnames, Z,
+                    {"model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
+                     "aggregation": agg, "pca": pname, "normalisation": "L2 before PCA; not after",
+                     "source": sub.path},
+                )
+            results = search_and_score(
+                Z, index, searches, cutoffs, block_size, sub.fnames, progress, desc=f"agg={agg} pca={pname}"
+            )
+            for s in searches:
+                r = results[s]
+                summary = _summary(sub, index, families, agg, k, s, cutoffs, seed, block_size, r, pca_info,
+                                   align_info, single, {"aggregation_s": t_agg, "pca_s": t_pca, **r.seconds})
+                if out is not None:
+                    t0 = time.perf_counter()
+                    d = out / setting_name(agg, k, s)
+                    d.mkdir(parents=True, exist_ok=True)
+                    _write_csv(r.metrics.per_label(), d / "per_label.csv")
+                    _write_csv(r.metrics.per_family(families), d / "per_family.csv")
+                    if write_rankings_files:
+                        write_rankings(
+                            d / "rankings.h5", sub.fnames, r.indices, r.scores,
+                            {"search": s, "score": S.SCORE_MEANING[s], "tie_rule": S.TIE_RULE,
+                             "aggregation": agg, "pca": pname, "k": int(r.indices.shape[1]),
+                             "model": str(sub.attrs.get("model", "")),
+                             "variation": str(sub.attrs.get("variation", ""))},
+                        )
+                    summary["timings"]["write_s"] = time.perf_counter() - t0
+                    write_text_atomic(d / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+                summaries.append(summary)
+                log.info(
+                    "%s: macro %s", setting_name(agg, k, s),
+                    ", ".join(f"{key}={v:.4f}" for key, v in summary["macro"].items()),
+                )
+            del results, Z
+    return summaries
+
+
+def _summary(
+    emb: Embeddings,
+    index: M.LabelIndex,
+    families: Mapping[str, Sequence[str]],
+    agg: str,
+    k: int | None,
+    search: str,
+    cutoffs: list[int],
+    seed: int,
+    block_size: int | None,
+    r: PassResult,
+    pca_info: dict[str, Any],
+    align_info: dict[str, Any],
+    single: list[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    per_family = r.metrics.per_family(families)
+    present = set(index.labels)
+    fam_labels = {lab for labs in families.values() for lab in labs}
+    return {
+        "setting": {
+            "name": setting_name(agg, k, search),
+            "aggregation": agg,
+            "pca": P.pca_label(k),
+            "search": search,
+            "cutoffs": cutoffs,
+            "seed": seed,
+            "block_size": block_size if block_size is not None else S.default_block_size(emb.n_clips),
+        },
+        "macro": r.metrics.macro(),
+        "family_mean": M.family_mean(per_family, cutoffs),
+        "micro": r.metrics.micro(),
+        "counts": {
+            **align_info,
+            "n_labels": len(index.labels),
+            "n_labels_evaluated": int(np.sum(index.counts >= 2)),
+            "single_clip_labels": single,
+            "n_families": int(len(per_family)),
+            "n_labels_in_families": int(per_family["n_labels"].sum()) if len(per_family) else 0,
+            "n_labels_in_no_family": len(present - fam_labels),
+            "n_micro_queries": r.metrics.n_micro_queries,
+            "k": int(r.indices.shape[1]),
+        },
+        "processing": {
+            "order": "aggregate -> L2-normalise -> PCA" + (" -> cosine (L2 again)" if search == "mcss" else ""),
+            **pca_info,
+        },
+        "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE, "dtype": "float32"},
+        "embeddings": {
+            "path": emb.path,
+            "model": emb.attrs.get("model"),
+            "variation": emb.attrs.get("variation"),
+            "level": emb.attrs.get("level"),
+            "dim": emb.dim,
+        },
+        "timings": dict(timings),
+    }
+
+
+def evaluate_setting(
+    emb: Embeddings,
+    clips: pd.DataFrame | tuple[Sequence[str], Sequence[Any]],
+    families: Mapping[str, Sequence[str]] | None = None,
+    aggregation: str = "mean",
+    pca: int | str | None = 100,
+    search: str = "mcss",
+    cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Evaluate one (aggregation, PCA, search) setting; returns its summary
+    (and writes its folder under ``out_dir`` when given)."""
+    return evaluate_grid(
+        emb, clips, families, [aggregation], [pca], [search], cutoffs, out_dir, seed, **kwargs
+    )[0]

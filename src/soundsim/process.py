@@ -1,0 +1,251 @@
+"""Embedding processing: frame aggregation, L2 normalisation, PCA.
+
+The order follows the authors' reference implementation,
+raraz15/semantic-sound-similarity, ``code/create_clip_level_embedding.py``
+(the version whose usage the final README documents, commit 927caed):
+
+1. ``aggregate_frames`` (lines ~17-48): mean / median / max over a clip's
+   frames; ``none`` takes the single row and raises when a clip has more than one.
+2. L2-normalise every clip vector, *unconditionally* (lines ~125-132:
+   ``embeddings = np.vstack([normalize_embedding(e) for e in embeddings])``,
+   ``normalize_embedding`` = ``e / np.linalg.norm(e)``).
+3. ``PCA(n_components=N).fit_transform`` fitted on the evaluated collection,
+   only when ``-N != -1`` (lines ~134-139).
+4. L2-normalise again only with ``--normalization`` (lines ~146-155). The
+   plotting code (``code/lib/plotting/single_model_multi_variations.py``,
+   "When norm_true all 3 are equal") labels ``dot`` search on ``Norm_True``
+   vectors MCSS, ``dot`` on ``Norm_False`` MIPS and ``nn`` on ``Norm_False``
+   NNS. So the PCA output is re-normalised for MCSS only; MIPS and NNS see
+   the (unit-norm-before-PCA) PCA output as it is. With ``pca='none'`` the
+   vectors are already unit length and the three searches rank alike.
+
+soundsim does 1-3 here (:func:`process`) and step 4 inside the search, as the
+cosine ``<a,b>/(|a||b|)`` of the PCA output (:mod:`soundsim.search`), which
+is the inner product of the re-normalised vectors.
+:func:`normalize_for_search` gives the final vectors explicitly.
+
+Choices soundsim makes where the reference leaves it open:
+
+* PCA uses an exact solver: ``svd_solver='covariance_eigh'`` when N >= D
+  (eigendecomposition of the D x D covariance; ~5x faster than the SVD for
+  FSD50K-sized inputs), else ``'full'`` (LAPACK SVD). Both are deterministic
+  (scikit-learn fixes the signs, ``svd_flip``) and agree to ~1e-12, so the
+  result does not depend on a random seed; ``random_state=seed`` is passed
+  anyway and recorded. The reference used the default solver ('auto', which
+  may pick a randomised SVD for large inputs).
+* A zero clip vector cannot be L2-normalised (the reference would produce NaN
+  and fail its ``np.allclose(1, norms)`` assertion): :class:`ProcessingError`
+  names the clip(s); remove them from the collection. The same holds for a PCA
+  output row that is exactly zero when the search is MCSS.
+* Aggregation and normalisation are computed in float64 (the reference reads
+  JSON floats as float64); :func:`process` returns float32 for the search.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sklearn
+from sklearn.decomposition import PCA
+
+from soundsim.errors import SoundsimError
+
+log = logging.getLogger(__name__)
+
+AGGREGATIONS = ("mean", "median", "max", "none")
+_SKLEARN_HAS_COVARIANCE_EIGH = tuple(int(x) for x in sklearn.__version__.split(".")[:2]) >= (1, 5)
+#: values gathered at once by :func:`aggregate` (bounds its temporary memory)
+_GATHER_ELEMENTS = 1 << 24
+
+
+class ProcessingError(SoundsimError):
+    """Embeddings cannot be processed as asked (names the clips or setting at fault)."""
+
+
+def _first(items: Sequence[Any], k: int = 5) -> str:
+    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
+    return ", ".join(map(str, list(items)[:k])) + more
+
+
+def _names(fnames: Sequence[str] | None, idx: np.ndarray) -> list[str]:
+    return [repr(fnames[i]) if fnames is not None else f"#{i}" for i in idx]
+
+
+def aggregate(
+    embeddings: np.ndarray,
+    offsets: np.ndarray,
+    method: str,
+    fnames: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Clip vectors (N, D), float64, from frame rows: clip i owns
+    ``embeddings[offsets[i]:offsets[i+1]]`` (no clip may be empty).
+
+    * ``mean``: (1/F_i) sum_f e_f, summed in float64;
+    * ``max``: element-wise max over frames;
+    * ``median``: element-wise median over frames (as ``np.median``: the mean
+      of the two middle values for an even count);
+    * ``none``: the clip's only row; :class:`ProcessingError` when a clip has
+      more than one row (a frame-level file needs an aggregation).
+
+    Clips are grouped by frame count; each group (in chunks of at most
+    ~``_GATHER_ELEMENTS`` values) is gathered into one (clips, frames, D)
+    array and reduced over its frame axis in one call.
+    """
+    if method not in AGGREGATIONS:
+        raise ProcessingError(f"unknown aggregation {method!r}; allowed: {', '.join(AGGREGATIONS)}")
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.diff(offsets)
+    n = counts.size
+    if n == 0:
+        raise ProcessingError("no clips to aggregate")
+    if np.any(counts <= 0):
+        bad = np.flatnonzero(counts <= 0)
+        raise ProcessingError(f"{len(bad)} empty clip(s): {_first(_names(fnames, bad))}")
+    starts = offsets[:-1]
+    if method == "none":
+        multi = np.flatnonzero(counts != 1)
+        if multi.size:
+            shown = [f"{nm} ({int(counts[i])} rows)" for nm, i in zip(_names(fnames, multi), multi, strict=True)]
+            raise ProcessingError(
+                f"aggregation 'none' needs exactly one row per clip, but {multi.size} clip(s) have several: "
+                f"{_first(shown)}; use mean, median or max for frame-level embeddings"
+            )
+        return embeddings[starts].astype(np.float64)
+    # clips grouped by frame count: each group is one stacked (clips, frames, D)
+    # array reduced over its frame axis (much faster than ufunc.reduceat)
+    reduce = {"mean": _mean_frames, "max": _max_frames, "median": _median_frames}[method]
+    out = np.empty((n, embeddings.shape[1]), dtype=np.float64)
+    order = np.argsort(counts, kind="stable")
+    bounds = np.flatnonzero(np.diff(counts[order])) + 1
+    d = max(1, embeddings.shape[1])
+    for group in np.split(order, bounds):
+        c = int(counts[group[0]])
+        step = max(1, _GATHER_ELEMENTS // (c * d))
+        for i in range(0, group.size, step):
+            g = group[i : i + step]
+            rows = starts[g][:, None] + np.arange(c)  # (g, c)
+            out[g] = reduce(embeddings[rows])
+    return out
+
+
+def _mean_frames(a: np.ndarray) -> np.ndarray:
+    """(g, c, D) -> (g, D): sum in float64, divided by c."""
+    return a.sum(axis=1, dtype=np.float64) / a.shape[1]
+
+
+def _max_frames(a: np.ndarray) -> np.ndarray:
+    return a.max(axis=1).astype(np.float64)
+
+
+def _median_frames(a: np.ndarray) -> np.ndarray:
+    """(g, c, D) -> (g, D): the middle value, or the mean of the two middle
+    values (in float64) for even c; equal to ``np.median(a, axis=1)``."""
+    c = a.shape[1]
+    srt = np.sort(np.ascontiguousarray(a.transpose(0, 2, 1)), axis=-1)  # (g, D, c), sorted frames
+    if c % 2:
+        return srt[..., c // 2].astype(np.float64)
+    return (srt[..., c // 2 - 1].astype(np.float64) + srt[..., c // 2]) / 2
+
+
+def l2_normalize(X: np.ndarray, fnames: Sequence[str] | None = None, stage: str = "clip vectors") -> np.ndarray:
+    """``x / ||x||_2`` per row (float64). A zero row has no direction:
+    :class:`ProcessingError` naming the clip(s) (never NaN)."""
+    X = np.asarray(X, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X))
+    zero = np.flatnonzero(~(norms > 0))
+    if zero.size:
+        raise ProcessingError(
+            f"{zero.size} clip(s) have an all-zero vector ({stage}), which cannot be L2-normalised: "
+            f"{_first(_names(fnames, zero))}; leave them out of the collection"
+        )
+    if not np.all(np.isfinite(norms)):
+        bad = np.flatnonzero(~np.isfinite(norms))
+        raise ProcessingError(f"non-finite norm ({stage}) for clip(s) {_first(_names(fnames, bad))}")
+    return X / norms[:, None]
+
+
+def parse_pca(value: int | str | None) -> int | None:
+    """``100`` / ``'100'`` -> 100; ``None`` / ``'none'`` -> None (no PCA)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise ProcessingError(f"PCA setting {value!r}: expected a positive integer or 'none'") from None
+    if isinstance(value, float) and value != k:
+        raise ProcessingError(f"PCA setting {value!r}: expected a positive integer or 'none'")
+    if k < 1:
+        raise ProcessingError(f"PCA setting {value!r}: the number of components must be >= 1")
+    return k
+
+
+def pca_label(value: int | str | None) -> str:
+    """The name used in output folders: ``100`` or ``none``."""
+    k = parse_pca(value)
+    return "none" if k is None else str(k)
+
+
+def pca_solver(n: int, d: int) -> str:
+    """The exact, deterministic scikit-learn solver used for an N x D input:
+    ``'covariance_eigh'`` (eigendecomposition of the D x D covariance, O(N D^2))
+    when N >= D (scikit-learn >= 1.5), else ``'full'`` (LAPACK SVD of the
+    data). Neither is random."""
+    return "covariance_eigh" if n >= d and _SKLEARN_HAS_COVARIANCE_EIGH else "full"
+
+
+def pca_reduce(X: np.ndarray, n_components: int | str | None, seed: int = 0) -> tuple[np.ndarray, dict[str, Any]]:
+    """Project the rows of ``X`` (N, D) on their first ``n_components``
+    principal components: ``(X - mean) V_k`` with ``V_k`` the top right singular
+    vectors of the centred data, fitted on ``X`` itself
+    (``sklearn.decomposition.PCA(n_components, svd_solver=pca_solver(N, D),
+    random_state=seed).fit_transform``). ``None``/'none' returns ``X``.
+    Returns (float64 result, info with the solver and explained variance).
+    Raises :class:`ProcessingError` when ``n_components > min(N, D)``."""
+    k = parse_pca(n_components)
+    X = np.asarray(X, dtype=np.float64)
+    if k is None:
+        return X, {"pca": "none"}
+    n, d = X.shape
+    if k > min(n, d):
+        raise ProcessingError(
+            f"PCA with {k} components is impossible for {n} clips of dimension {d}: "
+            f"n_components must be <= min(N, D) = {min(n, d)}"
+        )
+    solver = pca_solver(n, d)
+    model = PCA(n_components=k, svd_solver=solver, random_state=seed)
+    Z = model.fit_transform(X)
+    info = {
+        "pca": k,
+        "svd_solver": solver,
+        "random_state": seed,
+        "explained_variance_ratio": float(np.sum(model.explained_variance_ratio_)),
+    }
+    return Z, info
+
+
+def process(
+    X_agg: np.ndarray,
+    pca: int | str | None,
+    fnames: Sequence[str] | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Reference order, steps 2-3: L2-normalise the clip vectors, then PCA
+    (or not). Returns the float32 matrix MIPS and NNS search, and the PCA info.
+    MCSS re-normalises it (step 4) inside :mod:`soundsim.search`."""
+    Xn = l2_normalize(X_agg, fnames, "aggregated clip vectors")
+    Z, info = pca_reduce(Xn, pca, seed)
+    Z32 = Z.astype(np.float32)
+    if not np.all(np.isfinite(Z32)):
+        raise ProcessingError("PCA output is not finite (float32 overflow)")
+    return Z32, info
+
+
+def normalize_for_search(Z: np.ndarray, search: str, fnames: Sequence[str] | None = None) -> np.ndarray:
+    """The final vectors of the reference pipeline for ``search``: the PCA
+    output L2-normalised again for ``mcss``, unchanged for ``mips``/``nns``."""
+    if search == "mcss":
+        return l2_normalize(Z, fnames, "PCA output, before cosine search").astype(np.float32)
+    return np.asarray(Z, dtype=np.float32)

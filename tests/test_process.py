@@ -1,0 +1,122 @@
+"""Aggregation, L2 normalisation and PCA."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from soundsim.process import (
+    ProcessingError,
+    aggregate,
+    l2_normalize,
+    normalize_for_search,
+    parse_pca,
+    pca_label,
+    pca_reduce,
+    process,
+)
+
+
+def _frames(seed: int = 0, n: int = 40, d: int = 5, max_frames: int = 9):
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, max_frames + 1, n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    emb = rng.standard_normal((offsets[-1], d)).astype(np.float32)
+    return emb, offsets
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 7])
+@pytest.mark.parametrize(("method", "ref"), [("mean", np.mean), ("median", np.median), ("max", np.max)])
+def test_aggregate_matches_per_clip_loop(method, ref, chunk, monkeypatch):
+    monkeypatch.setattr("soundsim.process._GATHER_ELEMENTS", chunk)  # 7: one clip per gather
+    emb, off = _frames()
+    got = aggregate(emb, off, method)
+    want = np.stack([ref(emb[off[i] : off[i + 1]].astype(np.float64), axis=0) for i in range(len(off) - 1)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert got.dtype == np.float64 and got.shape == (len(off) - 1, emb.shape[1])
+
+
+def test_aggregate_hand_values():
+    # clip a: rows [1, 10], [3, 20], [8, 0] ; clip b: rows [2, 2], [4, -2]
+    emb = np.array([[1, 10], [3, 20], [8, 0], [2, 2], [4, -2]], dtype=np.float32)
+    off = np.array([0, 3, 5])
+    np.testing.assert_array_equal(aggregate(emb, off, "mean"), [[4, 10], [3, 0]])  # (1+3+8)/3=4, (10+20+0)/3=10
+    np.testing.assert_array_equal(aggregate(emb, off, "median"), [[3, 10], [3, 0]])  # even count: (2+4)/2=3
+    np.testing.assert_array_equal(aggregate(emb, off, "max"), [[8, 20], [4, 2]])
+
+
+def test_aggregate_none():
+    emb = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.testing.assert_array_equal(aggregate(emb, np.arange(4), "none"), emb)
+    with pytest.raises(ProcessingError, match=r"'none' needs exactly one row per clip.*'b' \(2 rows\)"):
+        aggregate(emb, np.array([0, 1, 3]), "none", fnames=["a", "b"])
+    with pytest.raises(ProcessingError, match=r"unknown aggregation 'sum'"):
+        aggregate(emb, np.arange(4), "sum")
+
+
+def test_l2_normalize_and_zero_vector():
+    X = np.array([[3.0, 4.0], [0.0, 2.0]])
+    np.testing.assert_allclose(l2_normalize(X), [[0.6, 0.8], [0.0, 1.0]])
+    with pytest.raises(ProcessingError, match=r"1 clip\(s\) have an all-zero vector.*'silent'"):
+        l2_normalize(np.array([[1.0, 0.0], [0.0, 0.0]]), ["ok", "silent"])
+
+
+def test_pca_deterministic_and_equal_to_sklearn_full():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 12))
+    a, info = pca_reduce(X, 5, seed=0)
+    b, _ = pca_reduce(X.copy(), "5", seed=123)  # the seed does not matter for the exact solver
+    np.testing.assert_array_equal(a, b)
+    want = PCA(n_components=5, svd_solver="full").fit_transform(X)
+    np.testing.assert_allclose(a, want, rtol=1e-10, atol=1e-10)
+    assert info["pca"] == 5 and info["svd_solver"] == "covariance_eigh" and 0 < info["explained_variance_ratio"] < 1
+    # fewer clips than dimensions: the SVD solver, same components and signs
+    wide, info_w = pca_reduce(X[:8], 3)
+    assert info_w["svd_solver"] == "full"
+    np.testing.assert_allclose(wide, PCA(n_components=3, svd_solver="full").fit_transform(X[:8]), atol=1e-10)
+    same, info_none = pca_reduce(X, "none")
+    np.testing.assert_array_equal(same, X)
+    assert info_none == {"pca": "none"}
+
+
+def test_pca_too_many_components():
+    X = np.random.default_rng(0).standard_normal((10, 4))
+    msg = r"PCA with 5 components is impossible for 10 clips of dimension 4.*min\(N, D\) = 4"
+    with pytest.raises(ProcessingError, match=msg):
+        pca_reduce(X, 5)
+    with pytest.raises(ProcessingError, match=r"min\(N, D\) = 3"):
+        pca_reduce(X[:3], 4)
+    assert pca_reduce(X, 4)[0].shape == (10, 4)
+
+
+def test_parse_pca():
+    assert parse_pca(100) == 100 and parse_pca("200") == 200 and parse_pca("none") is None and parse_pca(None) is None
+    assert pca_label("NONE") == "none" and pca_label(50) == "50"
+    for bad in ("ten", 0, -3, 2.5):
+        with pytest.raises(ProcessingError):
+            parse_pca(bad)
+
+
+def test_process_order_l2_then_pca_then_l2_for_mcss():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 8)) * rng.uniform(0.1, 10, (30, 1))
+    Z, _ = process(X, 3)
+    Xn = X / np.linalg.norm(X, axis=1, keepdims=True)  # reference: normalise first ...
+    want = PCA(n_components=3, svd_solver="full").fit_transform(Xn)  # ... then PCA
+    np.testing.assert_allclose(Z, want, rtol=1e-5, atol=1e-6)
+    assert Z.dtype == np.float32
+    # MIPS/NNS keep the PCA output; MCSS re-normalises it
+    np.testing.assert_array_equal(normalize_for_search(Z, "mips"), Z)
+    np.testing.assert_allclose(np.linalg.norm(normalize_for_search(Z, "mcss"), axis=1), 1, rtol=1e-6)
+    # without PCA the vectors are already unit length
+    Zn, _ = process(X, "none")
+    np.testing.assert_allclose(np.linalg.norm(Zn, axis=1), 1, rtol=1e-6)
+
+
+def test_pca_output_zero_row_under_cosine():
+    # a PCA output row is exactly zero when the clip sits at the collection mean
+    Z = np.array([[1.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+    with pytest.raises(ProcessingError, match=r"all-zero vector \(PCA output, before cosine search\).*'b'"):
+        normalize_for_search(Z, "mcss", ["a", "b"])
