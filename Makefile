@@ -10,8 +10,12 @@ STAMP  := $(VENV)/.soundsim-installed
 TORCH  := $(shell grep -E '^torch==' requirements.txt)
 CORES  ?= all
 PYTEST_ARGS ?=
+PIP    := python -m pip install --quiet --disable-pip-version-check
+# Model environments the default config needs (envs/<env>.txt -> .venvs/<env>).
+ENVS   ?= musicnn
+ENV_STAMPS := $(foreach e,$(ENVS),.venvs/$(e)/.soundsim-installed)
 
-.PHONY: help setup demo test lint dryrun clean-demo
+.PHONY: help setup envs demo test lint dryrun
 
 help:
 	@echo "make demo   - set up .venv and run the workflow on the demo collection (results/demo/)"
@@ -20,19 +24,33 @@ help:
 	@echo "make dryrun - snakemake -n (plan the DAG)"
 
 # Re-run the install only when the pins or the package metadata change.
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements.nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo ">> installing $(TORCH) first (CPU build), then requirements.txt"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@echo ">> .venv: installing $(TORCH) first (CPU build), then requirements.txt"
+	$(BIN)/$(PIP) "$(TORCH)"
+	$(BIN)/$(PIP) -r requirements.txt
+	$(BIN)/$(PIP) --no-deps -r requirements.nodeps.txt
+	$(BIN)/$(PIP) --no-deps -e .
 	@touch $@
 
-setup: $(STAMP)
+# One virtual environment per model environment: .venvs/<env> from envs/<env>.txt
+# (+ envs/<env>.nodeps.txt installed with --no-deps), with soundsim itself (editable).
+.SECONDEXPANSION:
+.venvs/%/.soundsim-installed: envs/%.txt $$(wildcard envs/$$*.nodeps.txt) pyproject.toml
+	@test -x .venvs/$*/bin/python || $(PYTHON) -m venv .venvs/$*
+	@echo ">> .venvs/$*: installing envs/$*.txt"
+	.venvs/$*/bin/$(PIP) -r envs/$*.txt
+	@if [ -f envs/$*.nodeps.txt ]; then .venvs/$*/bin/$(PIP) --no-deps -r envs/$*.nodeps.txt; fi
+	.venvs/$*/bin/$(PIP) --no-deps -e .
+	@touch $@
+
+setup: $(STAMP) $(ENV_STAMPS)
+
+envs: $(ENV_STAMPS)
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	@echo ">> demo outputs are under results/demo/ (manifest.csv, labels.csv, families.json, bad_audio.csv, audio/)"
+	@echo ">> demo outputs are under results/demo/: manifest.csv, labels.csv, families.json, bad_audio.csv, embeddings/<model>/<variation>.h5, logs/"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

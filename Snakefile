@@ -13,6 +13,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/collection.smk"
+include: "workflow/rules/extract.smk"
 
 
 rule all:

@@ -32,8 +32,12 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def write_config(workdir: Path, **collection) -> Path:
-    cfg = {"collection": {"name": "demo", "kind": "demo", "clips_per_class": 2, **collection}}
+def write_config(workdir: Path, models: dict | None = None, shards: int = 1, **collection) -> Path:
+    cfg = {
+        "collection": {"name": "demo", "kind": "demo", "clips_per_class": 2, **collection},
+        "models": models or {},
+        "extraction": {"shards": shards},
+    }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -49,20 +53,34 @@ def test_dry_run_of_the_shipped_config_plans_the_whole_dag(venv_bin):
     r = subprocess.run([venv_bin / "snakemake", "-n", "--forceall", "--cores", "1"], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "all": 1, "total": 3}
+    # 3 default models x 1 variation x 2 shards
+    assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 6, "merge_embeddings": 3,
+                                    "all": 1, "total": 12}
 
 
 def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
-    write_config(tmp_path)
+    """The demo collection, aisfx (main env) and, when .venvs/musicnn is built, musicnn
+    (its own env), 2 shards each; then a second run finds nothing to do."""
+    models = {"aisfx": {"variations": ["x-sequential-ce"]}}
+    if (ROOT / ".venvs" / "musicnn" / "bin" / "python").exists():
+        models["musicnn"] = {"variations": ["MTT_musicnn"]}
+    write_config(tmp_path, models=models, shards=2)
     plan = snakemake(venv_bin, tmp_path, "-n")
     assert plan.returncode == 0, plan.stderr
-    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "all": 1, "total": 3}
+    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 2 * len(models),
+                                       "merge_embeddings": len(models), "all": 1, "total": 3 + 3 * len(models)}
 
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     m = pd.read_csv(tmp_path / "results" / "demo" / "manifest.csv")
     assert len(m) == 38 and set(m["sample_rate"]) == {16000, 22050, 44100, 48000}
     assert (tmp_path / "results" / "demo" / "logs" / "manifest.log").read_text().count("manifest: 38 clips") == 1
+    from soundsim import store
+
+    for name, mcfg in models.items():
+        e = store.read_embeddings(tmp_path / "results" / "demo" / "embeddings" / name / f"{mcfg['variations'][0]}.h5")
+        assert e.fnames == m["fname"].astype(str).tolist() and e.attrs["shards"] == 2
+    assert not list((tmp_path / "results" / "demo" / "embeddings").rglob("*.shard-*")), "shards are temporary"
 
     again = snakemake(venv_bin, tmp_path)
     assert again.returncode == 0

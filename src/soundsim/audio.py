@@ -111,7 +111,7 @@ def check(path: str | Path, full: bool = True, blocksize: int = 1 << 16) -> Audi
 
 
 def load(path: str | Path, sample_rate: int | None = None, mono: bool = True) -> tuple[np.ndarray, int]:
-    """Decode ``path`` as float32 in [-1, 1].
+    """Decode ``path`` as float32 in [-1, 1]; truncated WAV data is an error (as in :func:`check`).
 
     ``mono``: average the channels (explicit downmix) -> shape ``(frames,)``;
     otherwise ``(frames, channels)``. ``sample_rate``: resample with soxr (VHQ)
@@ -119,6 +119,9 @@ def load(path: str | Path, sample_rate: int | None = None, mono: bool = True) ->
     """
     p = str(path)
     probe(p)
+    short = _riff_data_shortfall(p)
+    if short:
+        raise AudioError(p, short)
     try:
         x, sr = sf.read(p, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as e:

@@ -3,6 +3,11 @@
     soundsim check-config [config.yaml]
     soundsim demo-data --out results/demo/source [--seed 0] [--clips-per-class 16]
     soundsim manifest [--config config.yaml] [--threads N]
+    soundsim models [--config config.yaml]
+    soundsim extract --manifest M --model NAME [--variation V] [--shard K --shards N] --out OUT.h5
+    soundsim merge SHARD.h5 ... --out MERGED.h5
+    soundsim evaluate EMB.h5 --ground-truth GT.csv [--families F.json] [--aggregation ...] [--pca ...]
+             [--search ...] [--cutoffs 15 150] --out DIR [--seed 0] [--intersect]
 
 Errors in the user's input (config, collection, audio) print one clear message
 and exit with status 2; ``--debug`` shows the traceback.
@@ -65,6 +70,88 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from soundsim import models
+    from soundsim.envs import env_status
+
+    cfg_models = {}
+    if args.config and Path(args.config).is_file():
+        from soundsim.config import load_config
+
+        cfg_models = load_config(args.config, args.schema)["models"]
+    rows = []
+    for name, inf in models.available().items():
+        mcfg = cfg_models.get(name, {})
+        wanted = mcfg.get("variations") or [inf.default_variation]
+        for v in inf.variations:
+            if inf.weights == "bundled" and not (mcfg.get("weights") or {}).get(v):
+                weights = "bundled"
+            else:
+                path = (mcfg.get("weights") or {}).get(v)
+                weights = "missing" if not path else ("found" if Path(path).exists() else f"not found: {path}")
+            enabled = "yes" if name in cfg_models and mcfg.get("enabled", True) and v in wanted else ""
+            rows.append((name, v + (" *" if v == inf.default_variation else ""), inf.env, env_status(inf.env),
+                         inf.level, str(inf.dim_of(v)), str(inf.sample_rate), weights, enabled))
+    head = ("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print("(* default variation)")
+    return 0
+
+
+def _parse_options(items: list[str]) -> dict[str, object]:
+    import yaml
+
+    out: dict[str, object] = {}
+    for it in items:
+        if "=" not in it:
+            raise SoundsimError(f"--option {it!r}: expected KEY=VALUE")
+        k, v = it.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from soundsim import extract
+
+    out = extract.extract_shard(
+        args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
+        weights=args.weights, device=args.device, options=_parse_options(args.option),
+        on_bad_audio=args.on_bad_audio, progress=not args.quiet,
+    )
+    print(out)
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from soundsim import extract
+
+    print(extract.merge_shards(args.shards, args.out))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from soundsim.datasets.common import read_families, read_ground_truth
+    from soundsim.evaluate import evaluate_grid
+    from soundsim.store import read_embeddings
+
+    emb = read_embeddings(args.embeddings)
+    summaries = evaluate_grid(
+        emb, read_ground_truth(args.ground_truth), read_families(args.families) if args.families else {},
+        aggregations=args.aggregation, pcas=args.pca, searches=args.search, cutoffs=args.cutoffs,
+        out_dir=args.out, seed=args.seed, block_size=args.block_size, restrict=args.intersect,
+        write_rankings_files=not args.no_rankings, save_processed=args.save_processed, progress=not args.quiet,
+    )
+    cols = list(summaries[0]["macro"]) if summaries else []
+    print(f"{len(summaries)} setting(s) -> {args.out}  (macro averages)")
+    print("  ".join([f"{'setting':<34}", *(f"{c:>9}" for c in cols)]))
+    for s in summaries:
+        vals = (f"{v:9.4f}" for v in s["macro"].values())
+        print("  ".join([f"{s['setting']['name']:<34}", *vals]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="soundsim",
@@ -97,6 +184,57 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
     m.add_argument("--threads", type=int, default=1, help="threads for decoding audio (default 1)")
     m.set_defaults(func=_cmd_manifest)
+
+    ml = sub.add_parser("models", help="list registered models, variations, environments and whether weights are found")
+    ml.add_argument("--config", default="config.yaml", help="config whose models: section is checked (default: config.yaml)")
+    ml.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    ml.set_defaults(func=_cmd_models)
+
+    e = sub.add_parser("extract", help="embed one shard of a manifest with one model (resumable)")
+    e.add_argument("--manifest", required=True, help="manifest.csv written by `soundsim manifest`")
+    e.add_argument("--model", required=True, help="model name (see `soundsim models`)")
+    e.add_argument("--variation", help="model variation (default: the model's default)")
+    e.add_argument("--shard", type=int, default=0, help="shard index, 0-based (default 0)")
+    e.add_argument("--shards", type=int, default=1, help="number of shards (default 1)")
+    e.add_argument("--out", required=True, type=Path, help="output HDF5 (a journal <out>.partial/ is kept while working)")
+    e.add_argument("--weights", help="local weights path (required unless the model ships its weights)")
+    e.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
+    e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
+    e.add_argument("--on-bad-audio", choices=["skip", "fail"], default="skip",
+                   help="skip: record unusable clips in /failed and go on; fail: stop naming the file")
+    e.set_defaults(func=_cmd_extract)
+
+    mg = sub.add_parser("merge", help="merge shard files (in the given order) into one embeddings file")
+    mg.add_argument("shards", nargs="+", help="shard HDF5 files, in manifest order")
+    mg.add_argument("--out", required=True, type=Path, help="merged HDF5")
+    mg.set_defaults(func=_cmd_merge)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate an embeddings file over aggregation x PCA x search settings (MAP@N, MR1)",
+        description="Every setting writes OUT/agg-<a>_pca-<p>_search-<s>/ with per_label.csv, per_family.csv, "
+        "summary.json and rankings.h5.",
+    )
+    ev.add_argument("embeddings", type=Path, help="embeddings file (HDF5, docs/embeddings-format.md)")
+    ev.add_argument("--ground-truth", required=True, type=Path,
+                    help="CSV with columns fname,labels (labels comma-separated), e.g. manifest.csv")
+    ev.add_argument("--families", type=Path, help="families.json (family -> labels) for family averages")
+    ev.add_argument("--aggregation", nargs="+", choices=["mean", "median", "max", "none"],
+                    help="frame aggregations (default: mean median max for frame-level files, none for clip-level)")
+    ev.add_argument("--pca", nargs="+", default=["100", "200", "none"],
+                    help="PCA components (integers) or 'none' (default: 100 200 none)")
+    ev.add_argument("--search", nargs="+", choices=["mips", "mcss", "nns"], default=["mips", "mcss", "nns"],
+                    help="similarity searches (default: all three)")
+    ev.add_argument("--cutoffs", nargs="+", type=int, default=[15, 150], help="MAP@N cutoffs (default: 15 150)")
+    ev.add_argument("--out", required=True, type=Path, help="output folder")
+    ev.add_argument("--seed", type=int, default=0, help="random_state recorded for PCA (the exact solver ignores it)")
+    ev.add_argument("--intersect", action="store_true",
+                    help="evaluate the clips in both the embeddings and the ground truth (default: mismatch is an error)")
+    ev.add_argument("--block-size", type=int, help="query rows per search block (default: about 4M scores per block)")
+    ev.add_argument("--no-rankings", action="store_true", help="do not write rankings.h5")
+    ev.add_argument("--save-processed", action="store_true",
+                    help="also write each processed matrix to OUT/processed/agg-<a>_pca-<p>.h5")
+    ev.set_defaults(func=_cmd_evaluate)
     return p
 
 

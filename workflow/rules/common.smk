@@ -1,9 +1,11 @@
 # Config validation and the helpers that turn the config into target lists.
 
+import re
 from pathlib import Path
 
 from snakemake.utils import validate
 
+from soundsim import models as registry
 from soundsim.config import load_yaml, validate_config
 from soundsim.errors import ConfigError
 
@@ -21,9 +23,56 @@ RESULTS = config["results"]
 COLLECTION = config["collection"]
 C = f"{RESULTS}/{COLLECTION['name']}"
 
+# Enabled models, checked against the registry; weights resolved (and checked) now.
+MODELS = {n: m for n, m in config["models"].items() if m.get("enabled", True)}
+try:
+    registry.check_models_config(MODELS)
+    WEIGHTS = {
+        (n, v): registry.resolve_weights(registry.info(n), v, m.get("weights"))
+        for n, m in MODELS.items()
+        for v in m.get("variations") or [registry.info(n).default_variation]
+    }
+except ConfigError as e:
+    raise WorkflowError(str(e))
+SHARDS = config["extraction"]["shards"]
+
+
+def _alternatives(values):
+    return "|".join(re.escape(str(v)) for v in sorted(set(values), key=str)) or "(?!)"
+
 
 wildcard_constraints:
-    collection=COLLECTION["name"],
+    collection=re.escape(COLLECTION["name"]),
+    model=_alternatives(MODELS),
+    variation=_alternatives(v for _, v in WEIGHTS),
+    shard=r"\d+",
+    shards=r"\d+",
+
+
+def model_info(name):
+    return registry.info(name)
+
+
+def model_env(name):
+    """The environment a model runs in (envs/<env>.yaml, .venvs/<env>)."""
+    return registry.info(name).env
+
+
+def model_weights(name, variation):
+    """Local weights path of a model variation ('' when the model ships them)."""
+    return WEIGHTS[(name, variation)] or ""
+
+
+def shard_files(collection, name, variation):
+    return [
+        f"{RESULTS}/{collection}/embeddings/{name}/{variation}.shard-{k}-of-{SHARDS}.h5"
+        for k in range(SHARDS)
+    ]
+
+
+def embedding_files():
+    """The merged embeddings of every enabled model/variation."""
+    return [f"{C}/embeddings/{n}/{v}.h5" for n, v in WEIGHTS]
 
 
 def all_targets():
@@ -33,6 +82,7 @@ def all_targets():
         f"{C}/bad_audio.csv",
         f"{C}/labels.csv",
         f"{C}/families.json",
+        *embedding_files(),
     ]
 
 

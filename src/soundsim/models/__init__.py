@@ -1,0 +1,176 @@
+"""The model registry: one module per model family in this package.
+
+Adding a model = one new module here + one entry under ``models:`` in
+``config.yaml`` (+ its environment in ``envs/`` if it needs its own). A model
+module defines, at import time and without importing heavy packages:
+
+* ``INFO``: a :class:`ModelInfo` (name, variations, input sample rate,
+  frame/clip level, hop, dimension, environment, the paper's metadata);
+* ``load(variation, weights, device, **options) -> Embedder``: builds the model
+  (heavy imports happen here), from local weights only; nothing is downloaded.
+
+An :class:`Embedder` turns a mono float32 waveform at ``INFO.sample_rate`` into a
+``(frames, dim)`` float32 array (one row for clip-level models). Extraction
+(:mod:`soundsim.extract`) does the resampling, downmixing and padding of short
+clips before calling it, so every model sees the same, documented input.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from soundsim.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PaperInfo:
+    """A model's row of the paper's Table II (only the audio encoder's parameters)."""
+
+    modality: str  # "A", "A & I", "A & L", "A & I & L", ...
+    objective: str  # "Classification", "Contrastive alignment", ...
+    params: str  # "62M"
+    data_size: str  # training data volume, "80M"
+    dims: int  # native embedding dimension
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about a model before loading it."""
+
+    name: str
+    variations: tuple[str, ...]
+    default_variation: str
+    sample_rate: int  # Hz the model expects; audio is resampled to it
+    level: Literal["frame", "clip"]  # frame: several rows per clip (aggregate later); clip: one row
+    hop: float | None  # seconds between frame rows (None for clip-level)
+    dim: int | Mapping[str, int]  # embedding dimension, per variation where it differs
+    env: str  # environment: envs/<env>.yaml (conda), envs/<env>.txt (pip -> .venvs/<env>); 'soundsim' = main .venv
+    description: str
+    weights: Literal["bundled", "required"] = "required"  # bundled: shipped by a PyPI package
+    weights_hint: str = ""  # official file name(s) and where to get them
+    min_duration: float = 0.0  # seconds; shorter clips are zero-padded at the end to this length
+    long_clips: str = "every frame of the whole clip is embedded"  # how long clips are handled
+    collection_transform: str | None = None  # applied over the whole collection at merge ('minmax')
+    paper: PaperInfo | None = None  # None: not in the paper's Table II
+    packages: tuple[str, ...] = ()  # distributions whose versions are recorded in the HDF5 file
+    needs_gpu: bool = False  # whether a GPU is worth asking for on a cluster
+
+    def dim_of(self, variation: str) -> int:
+        return int(self.dim[variation]) if isinstance(self.dim, Mapping) else int(self.dim)
+
+
+class Embedder(Protocol):
+    """A loaded model."""
+
+    def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mono float32 waveform at the model's rate -> (frames, dim) float32."""
+        ...
+
+
+@dataclass
+class LoadedModel:
+    """A loaded model with its registry info and the settings it was loaded with."""
+
+    info: ModelInfo
+    variation: str
+    embedder: Embedder
+    weights: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def embed(self, waveform: np.ndarray) -> np.ndarray:
+        out = np.asarray(self.embedder.embed(waveform, self.info.sample_rate), dtype=np.float32)
+        if out.ndim == 1:
+            out = out[None, :]
+        return out
+
+
+def _modules() -> dict[str, ModuleType]:
+    found: dict[str, ModuleType] = {}
+    for m in pkgutil.iter_modules(__path__):
+        if m.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{m.name}")
+        info = getattr(mod, "INFO", None)
+        if isinstance(info, ModelInfo):
+            found[info.name] = mod
+    return dict(sorted(found.items()))
+
+
+def available() -> dict[str, ModelInfo]:
+    """Every registered model, by name."""
+    return {name: mod.INFO for name, mod in _modules().items()}
+
+
+def get(name: str) -> ModuleType:
+    """The module of model ``name``; a clear error lists the known names."""
+    mods = _modules()
+    if name not in mods:
+        raise ConfigError(f"models.{name}: unknown model; known models: {', '.join(mods)}")
+    return mods[name]
+
+
+def info(name: str) -> ModelInfo:
+    return get(name).INFO
+
+
+def resolve_weights(info: ModelInfo, variation: str, weights: Mapping[str, str] | None) -> str | None:
+    """The local weights path for ``variation`` from the config's ``weights:``
+    mapping; None for bundled weights. A required, missing file is a ConfigError."""
+    path = (weights or {}).get(variation)
+    if path is None:
+        if info.weights == "bundled":
+            return None
+        raise ConfigError(
+            f"models.{info.name}.weights.{variation}: no weights path given; this model needs local weights "
+            f"({info.weights_hint or 'see the README model table'})"
+        )
+    if not Path(path).exists():
+        raise ConfigError(f"models.{info.name}.weights.{variation}: {path} does not exist ({info.weights_hint})")
+    return str(path)
+
+
+def load(
+    name: str,
+    variation: str | None = None,
+    weights: str | None = None,
+    device: str = "cpu",
+    options: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """Load model ``name`` (``variation`` defaults to the model's default)."""
+    mod = get(name)
+    inf: ModelInfo = mod.INFO
+    variation = variation or inf.default_variation
+    if variation not in inf.variations:
+        raise ConfigError(
+            f"models.{name}.variations: {variation!r} is not a variation of {name}; "
+            f"allowed values: {', '.join(inf.variations)}"
+        )
+    opts = dict(options or {})
+    embedder = mod.load(variation, weights, device, **opts)
+    return LoadedModel(inf, variation, embedder, weights, opts)
+
+
+def check_models_config(models_cfg: Mapping[str, Any]) -> None:
+    """Every configured model exists and every listed variation is one of its own."""
+    known = available()
+    problems = []
+    for name, cfg in models_cfg.items():
+        if name not in known:
+            problems.append(f"models.{name}: unknown model; known models: {', '.join(known)}")
+            continue
+        for v in cfg.get("variations") or [known[name].default_variation]:
+            if v not in known[name].variations:
+                problems.append(
+                    f"models.{name}.variations: {v!r} is not a variation of {name}; "
+                    f"allowed values: {', '.join(known[name].variations)}"
+                )
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

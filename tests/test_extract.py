@@ -1,0 +1,205 @@
+"""Sharded, resumable extraction on real audio with a real model (aisfx, bundled weights)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from soundsim import extract, store
+from soundsim.errors import AudioError
+from soundsim.manifest import MANIFEST_COLUMNS
+
+MODEL, VAR = "aisfx", "x-sequential-ce"
+
+
+def write_manifest(folder: Path, paths: list[Path]) -> Path:
+    rows = []
+    for p in paths:
+        try:
+            i = sf.info(p)
+            sr, ch, fr, fmt, st = i.samplerate, i.channels, i.frames, i.format, i.subtype
+        except Exception:  # broken files are listed as they are: extraction must cope
+            sr, ch, fr, fmt, st = 0, 0, 0, "", ""
+        rows.append((p.stem, str(p), fr / sr if sr else 0.0, sr, ch, fr, fmt, st, "Dog"))
+    m = folder / "manifest.csv"
+    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(m, index=False)
+    return m
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """12 real clips of 1-4 s, mixed rates and channels."""
+    from conftest import tone
+
+    folder = tmp_path_factory.mktemp("clips")
+    paths = []
+    for i in range(12):
+        sr = [16000, 22050, 44100, 48000][i % 4]
+        p = folder / f"c{i:02d}.wav"
+        sf.write(p, tone(1.0 + (i % 4), sr, 1 + i % 2, freq=150 + 60 * i, seed=i), sr)
+        paths.append(p)
+    return paths
+
+
+def test_shard_slice_partitions():
+    for n in (0, 1, 7, 10, 11):
+        for shards in (1, 2, 3, 4):
+            parts = [extract.shard_slice(n, shards, k) for k in range(shards)]
+            assert [i for s in parts for i in range(n)[s]] == list(range(n))
+            sizes = [len(range(n)[s]) for s in parts]
+            assert max(sizes) - min(sizes) <= 1
+    with pytest.raises(ValueError):
+        extract.shard_slice(5, 2, 2)
+
+
+def test_shards_merge_to_the_same_as_one_run(tmp_path, clips):
+    man = write_manifest(tmp_path, clips[:5])
+    one = extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "one.shard.h5", progress=False)
+    merged_one = extract.merge_shards([one], tmp_path / "one.h5")
+    parts = [extract.extract_shard(man, MODEL, VAR, k, 3, tmp_path / f"p{k}.h5", progress=False) for k in range(3)]
+    merged = extract.merge_shards(parts, tmp_path / "three.h5")
+    a, b = store.read_embeddings(merged_one), store.read_embeddings(merged)
+    assert a.fnames == b.fnames == [p.stem for p in clips[:5]]
+    assert np.array_equal(a.offsets, b.offsets) and np.array_equal(a.embeddings, b.embeddings)
+    assert a.dim == 512 and a.embeddings.dtype == np.float32
+    assert a.attrs["model"] == MODEL and a.attrs["level"] == "frame" and a.attrs["sample_rate"] == 44100
+    assert "aisfx" in a.attrs["versions"] and a.attrs["shards"] == 1 and b.attrs["shards"] == 3
+    # blocks of 100 spectrogram frames (hop 1024 at 44.1 kHz), block hop 50, partial blocks dropped:
+    # 1 s and 2 s are padded to 2.4 s (~104 frames) -> 1 block; 3 s (~130 frames) -> 1; 4 s (~173) -> 2
+    assert a.frame_counts.tolist() == [1, 1, 1, 2, 1]
+    assert not list(tmp_path.glob("*.partial")), "journals are removed once a shard is written"
+
+
+def test_same_clip_same_vector(tmp_path, clips):
+    man = write_manifest(tmp_path, [clips[3], clips[3]])
+    # the same file twice: fnames would clash in one file, so embed in two shards
+    e0 = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 2, tmp_path / "a.h5", progress=False))
+    e1 = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 1, 2, tmp_path / "b.h5", progress=False))
+    assert np.array_equal(e0.embeddings, e1.embeddings)
+
+
+@pytest.fixture
+def broken(tmp_path, make_bad_audio):
+    bad = make_bad_audio(tmp_path / "bad")
+    silent = tmp_path / "bad" / "silent.wav"
+    sf.write(silent, np.zeros(44100), 44100)
+    short = tmp_path / "bad" / "ten_ms.wav"
+    sf.write(short, 0.1 * np.sin(np.arange(160) / 3.0), 16000)
+    stereo = tmp_path / "bad" / "stereo48k.flac"
+    sf.write(stereo, 0.1 * np.random.default_rng(0).standard_normal((48000 * 3, 2)), 48000)
+    return {**bad, "silent": silent, "ten_ms": short, "stereo48k": stereo}
+
+
+def test_broken_audio_matrix_skip(tmp_path, broken):
+    order = ["empty", "random", "truncated_wav", "truncated_flac", "zero_length", "silent", "ten_ms", "stereo48k"]
+    man = write_manifest(tmp_path, [broken[k] for k in order])
+    e = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "x.h5", progress=False))
+    failed = dict(e.failed)
+    assert set(failed) == {"empty", "random", "truncated_wav", "truncated_flac", "zero_length"}
+    assert failed["empty"] == "empty file (0 bytes)"
+    assert failed["random"].startswith("cannot read audio header")
+    assert failed["truncated_wav"].startswith("truncated: header declares")
+    assert failed["truncated_flac"].startswith("cannot decode")
+    assert failed["zero_length"].startswith("no audio frames")
+    # silent: a valid (constant) embedding; 10 ms: padded to 2.4 s -> one block; stereo 48 kHz: downmixed, resampled
+    assert e.fnames == ["silent", "ten_ms", "stereo48k"]
+    assert e.frame_counts.tolist() == [1, 1, 1]
+
+
+def test_broken_audio_fail_names_the_file(tmp_path, broken):
+    man = write_manifest(tmp_path, [broken["silent"], broken["truncated_wav"], broken["stereo48k"]])
+    with pytest.raises(AudioError) as exc:
+        extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "x.h5", on_bad_audio="fail", progress=False)
+    assert exc.value.path == str(broken["truncated_wav"])
+    # the clip done before the failure is kept in the journal
+    index = (tmp_path / "x.h5.partial" / "index.jsonl").read_text().splitlines()
+    assert len(index) == 1 and '"silent"' in index[0]
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_journal_survives_a_torn_record(tmp_path, clips):
+    man = write_manifest(tmp_path, clips[:4])
+    out = tmp_path / "s.h5"
+    meta = None
+    # embed two clips through the real code path, then simulate a crash mid-record
+    ref = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "ref.h5", progress=False))
+    j = extract.Journal(out.with_name(out.name + ".partial"), meta := _meta(man, clips[:4]))
+    j.add(ref.fnames[0], ref.clip_rows(0))
+    j.add(ref.fnames[1], ref.clip_rows(1))
+    with open(j.rows_path, "ab") as fh:
+        fh.write(b"\x00" * 1000)  # rows of a clip whose index line never got written
+    with open(j.index_path, "a") as fh:
+        fh.write('{"fname": "c02", "sta')  # torn index line
+    j2 = extract.Journal(j.folder, meta)
+    assert [r.fname for r in j2.records] == ["c00", "c01"]
+    assert j2.rows_path.stat().st_size == (ref.offsets[2]) * 512 * 4
+    got = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, out, progress=False))
+    assert np.array_equal(got.embeddings, ref.embeddings) and got.fnames == ref.fnames
+
+
+def _meta(man, paths):
+    import hashlib
+
+    fn = [p.stem for p in paths]
+    return {"model": MODEL, "variation": VAR, "weights": None, "options": {}, "shard": [0, 1],
+            "clips": hashlib.sha256("\n".join(fn).encode()).hexdigest()}
+
+
+def test_journal_for_other_settings_is_discarded(tmp_path, clips, caplog):
+    folder = tmp_path / "x.h5.partial"
+    j = extract.Journal(folder, {"model": "other"})
+    j.fail("c00", "whatever")
+    j2 = extract.Journal(folder, {"model": MODEL})
+    assert j2.records == []
+    assert "journal was made for other settings" in caplog.text
+
+
+def test_kill_minus_9_then_resume_equals_uninterrupted(tmp_path, clips):
+    """SIGKILL a real `soundsim extract` process mid-shard; the re-run resumes and
+    the result equals an uninterrupted run."""
+    man = write_manifest(tmp_path, clips)
+    ref = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "ref.h5", progress=False))
+    out = tmp_path / "killed.h5"
+    cmd = [sys.executable, "-m", "soundsim.cli", "-q", "extract", "--manifest", str(man), "--model", MODEL,
+           "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    index = tmp_path / "killed.h5.partial" / "index.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if index.exists() and len(index.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(index.read_text().splitlines())
+    assert 3 <= done_before < len(clips), "the process was killed mid-shard"
+    assert not out.exists()
+    r = subprocess.run(cmd[:3] + cmd[4:], capture_output=True, text=True, timeout=300)  # without -q
+    assert r.returncode == 0, r.stderr
+    assert f"{done_before} already done" in r.stderr
+    got = store.read_embeddings(out)
+    assert got.fnames == ref.fnames
+    assert np.array_equal(got.offsets, ref.offsets) and np.array_equal(got.embeddings, ref.embeddings)
+    assert got.failed == ref.failed
+
+
+def test_collection_transform_minmax():
+    x = np.array([[1.0, 5.0, 2.0], [3.0, 5.0, 0.0], [2.0, 5.0, 1.0]], dtype=np.float32)
+    y = extract.collection_transform("minmax", x)
+    np.testing.assert_allclose(y, [[0, 0, 1], [1, 0, 0], [0.5, 0, 0.5]])
+    assert extract.collection_transform(None, x) is x
+
+
+def test_prepare_pads_short_clips():
+    assert len(extract.prepare(np.ones(100, np.float32), 1000, 0.5)) == 500
+    assert len(extract.prepare(np.ones(800, np.float32), 1000, 0.5)) == 800
