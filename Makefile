@@ -50,7 +50,8 @@ envs: $(ENV_STAMPS)
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	@echo ">> demo outputs are under results/demo/: manifest.csv, labels.csv, families.json, bad_audio.csv, embeddings/<model>/<variation>.h5, logs/"
+	$(BIN)/snakemake --configfile config.yaml --report results/demo/report.html
+	@echo ">> demo outputs are under results/demo/: manifest.csv, labels.csv, families.json, bad_audio.csv, embeddings/, metrics/, tables/, figures/, report.html, logs/"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -32,11 +34,16 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def write_config(workdir: Path, models: dict | None = None, shards: int = 1, **collection) -> Path:
+SMALL_GRID = {"aggregations": ["mean", "max"], "pca": [10, "none"], "searches": ["mips", "mcss", "nns"]}
+
+
+def write_config(workdir: Path, models: dict | None = None, shards: int = 1, grid: dict | None = None,
+                 **collection) -> Path:
     cfg = {
         "collection": {"name": "demo", "kind": "demo", "clips_per_class": 2, **collection},
         "models": models or {},
         "extraction": {"shards": shards},
+        "grid": grid or SMALL_GRID,
     }
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -53,9 +60,10 @@ def test_dry_run_of_the_shipped_config_plans_the_whole_dag(venv_bin):
     r = subprocess.run([venv_bin / "snakemake", "-n", "--forceall", "--cores", "1"], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
-    # 3 default models x 1 variation x 2 shards
+    # 3 default models x 1 variation x 2 shards; evaluate: (3 aggregations x 3 PCA) for the two
+    # frame-level models + 3 PCA for the clip-level freesound (each job serves all 3 searches)
     assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 6, "merge_embeddings": 3,
-                                    "all": 1, "total": 12}
+                                    "evaluate": 21, "tables": 1, "figures": 1, "all": 1, "total": 35}
 
 
 def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
@@ -67,8 +75,9 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     write_config(tmp_path, models=models, shards=2)
     plan = snakemake(venv_bin, tmp_path, "-n")
     assert plan.returncode == 0, plan.stderr
-    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 2 * len(models),
-                                       "merge_embeddings": len(models), "all": 1, "total": 3 + 3 * len(models)}
+    n = len(models)
+    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 2 * n, "merge_embeddings": n,
+                                       "evaluate": 4 * n, "tables": 1, "figures": 1, "all": 1, "total": 5 + 7 * n}
 
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -81,6 +90,24 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
         e = store.read_embeddings(tmp_path / "results" / "demo" / "embeddings" / name / f"{mcfg['variations'][0]}.h5")
         assert e.fnames == m["fname"].astype(str).tolist() and e.attrs["shards"] == 2
     assert not list((tmp_path / "results" / "demo" / "embeddings").rglob("*.shard-*")), "shards are temporary"
+    res = tmp_path / "results" / "demo"
+    # tables trace back to summary.json files
+    all_settings = pd.read_csv(res / "tables" / "all_settings.csv")
+    assert len(all_settings) == n * 2 * 2 * 3
+    for row in all_settings.itertuples(index=False):
+        s = json.loads((res / "metrics" / row.model / row.variation / row.setting / "summary.json").read_text())
+        assert row.n_clips == s["counts"]["n_clips"]
+        assert abs(row[all_settings.columns.get_loc("map@15")] - s["macro"]["map@15"]) < 1e-12
+    models_tab = pd.read_csv(res / "tables" / "models.csv").set_index("model")
+    s = json.loads((res / "metrics" / "aisfx" / "x-sequential-ce" / "agg-mean_pca-10_search-mcss" / "summary.json")
+                   .read_text())
+    # the grid has no PCA 100: the paper's fixed setting is missing and the table says so
+    assert np.isnan(models_tab.loc["aisfx", "map@15"]) and "not evaluated" in models_tab.loc["aisfx", "note"]
+    best = pd.read_csv(res / "tables" / "best_settings.csv").set_index("model")
+    assert best.loc["aisfx", "map@15"] == all_settings[all_settings.model == "aisfx"]["map@15"].max()
+    assert s["macro"]["map@15"] <= best.loc["aisfx", "map@15"]
+    for f in ["grid/aisfx__x-sequential-ce", "families", "models", "per_label"]:
+        assert (res / "figures" / f"{f}.png").stat().st_size > 10_000 and (res / "figures" / f"{f}.pdf").is_file()
 
     again = snakemake(venv_bin, tmp_path)
     assert again.returncode == 0
@@ -115,3 +142,34 @@ def test_csv_collection_with_bad_audio(venv_bin, tmp_path, csv_collection, make_
     assert "2 unusable audio file(s) and extraction.on_bad_audio is 'fail'" in (
         tmp_path / "results" / "mine" / "logs" / "manifest.log"
     ).read_text()
+
+
+def test_incremental_runs_plan_only_what_is_new(venv_bin, tmp_path):
+    """After a full run: enabling a model plans only its jobs plus the summaries; adding a PCA
+    size plans only the new settings; touching library code re-runs nothing."""
+    models = {"aisfx": {"variations": ["x-sequential-ce"]}}
+    write_config(tmp_path, models=models, grid={"aggregations": ["mean"], "pca": [10, "none"], "searches": ["mcss"]})
+    assert snakemake(venv_bin, tmp_path).returncode == 0
+
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    cfg["models"]["freesound"] = {"variations": ["freesound-extractor"]}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(venv_bin, tmp_path, "-n")
+    assert plan.returncode == 0, plan.stderr
+    assert job_counts(plan.stdout) == {"extract_shard": 1, "merge_embeddings": 1, "evaluate": 2, "tables": 1,
+                                       "figures": 1, "all": 1, "total": 7}
+    assert "aisfx" not in "".join(ln for ln in plan.stdout.splitlines() if ln.strip().startswith("wildcards:"))
+
+    cfg["models"].pop("freesound")
+    cfg["grid"]["pca"] = [5, 10, "none"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    plan = snakemake(venv_bin, tmp_path, "-n")
+    assert job_counts(plan.stdout) == {"evaluate": 1, "tables": 1, "figures": 1, "all": 1, "total": 4}
+    assert "pca=5" in plan.stdout and "pca=10" not in plan.stdout
+
+    cfg["grid"]["pca"] = [10, "none"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    for f in ("extract.py", "evaluate.py", "models/aisfx.py"):
+        (ROOT / "src" / "soundsim" / f).touch()  # shared code "edited": not a rerun trigger
+    plan = snakemake(venv_bin, tmp_path, "-n")
+    assert plan.returncode == 0 and "Nothing to be done" in plan.stdout + plan.stderr

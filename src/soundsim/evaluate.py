@@ -259,6 +259,7 @@ def evaluate_grid(
     write_rankings_files: bool = True,
     save_processed: bool = False,
     progress: bool = False,
+    processed_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate every (aggregation, PCA, search) combination; see the module
     docstring for the outputs (written when ``out_dir`` is given). Returns one
@@ -269,7 +270,7 @@ def evaluate_grid(
     -> labels (multi-parent labels left out). ``aggregations`` defaults to
     :func:`default_aggregations`. ``save_processed`` also writes each
     processing setting's matrix (after L2 -> PCA) to
-    ``OUT/processed/agg-<a>_pca-<p>.h5``."""
+    ``<processed_dir>/agg-<a>_pca-<p>.h5`` (default ``OUT/processed``)."""
     families = dict(families or {})
     sub, labels, align_info = align(emb, clips, restrict)
     aggregations = list(aggregations) if aggregations is not None else default_aggregations(sub)
@@ -298,8 +299,9 @@ def evaluate_grid(
             t_pca = time.perf_counter() - t0
             pname = P.pca_label(k)
             if out is not None and save_processed:
+                pdir = Path(processed_dir) if processed_dir is not None else out / "processed"
                 write_processed(
-                    out / "processed" / f"agg-{agg}_pca-{pname}.h5", sub.fnames, Z,
+                    pdir / f"agg-{agg}_pca-{pname}.h5", sub.fnames, Z,
                     {"model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
                      "aggregation": agg, "pca": pname, "normalisation": "L2 before PCA; not after",
                      "source": sub.path},
@@ -412,3 +414,34 @@ def evaluate_setting(
     return evaluate_grid(
         emb, clips, families, [aggregation], [pca], [search], cutoffs, out_dir, seed, **kwargs
     )[0]
+
+
+def evaluate_job(
+    embeddings_path: str | Path,
+    manifest_path: str | Path,
+    families_path: str | Path | None,
+    aggregation: str,
+    pca: int | str,
+    searches: Sequence[str],
+    cutoffs: Sequence[int],
+    metrics_dir: str | Path,
+    processed_dir: str | Path,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One workflow job: one processing setting (aggregation, PCA) of one
+    embeddings file, every search, evaluated on the clips the model embedded
+    (clips the extractor recorded as failed are left out and counted in
+    ``summary.json``). Writes the per-search folders under ``metrics_dir`` and
+    the processed matrix under ``processed_dir``."""
+    from soundsim.manifest import read_manifest
+    from soundsim.store import read_embeddings
+
+    emb = read_embeddings(embeddings_path)
+    man = read_manifest(manifest_path)
+    families = json.loads(Path(families_path).read_text()) if families_path else {}
+    if emb.failed:
+        log.info("%s: %d clip(s) the extractor could not embed are left out", embeddings_path, len(emb.failed))
+    return evaluate_grid(
+        emb, man[["fname", "labels"]], families, [aggregation], [pca], searches, cutoffs,
+        out_dir=metrics_dir, seed=seed, restrict=True, save_processed=True, processed_dir=processed_dir,
+    )

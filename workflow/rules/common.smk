@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from soundsim import models as registry
@@ -35,6 +36,9 @@ try:
 except ConfigError as e:
     raise WorkflowError(str(e))
 SHARDS = config["extraction"]["shards"]
+GRID = config["grid"]
+SEARCHES = GRID["searches"]
+METRIC_FILES = ["per_label.csv", "per_family.csv", "summary.json", "rankings.h5"]
 
 
 def _alternatives(values):
@@ -47,6 +51,9 @@ wildcard_constraints:
     variation=_alternatives(v for _, v in WEIGHTS),
     shard=r"\d+",
     shards=r"\d+",
+    aggregation="mean|median|max|none",
+    pca=r"\d+|none",
+    search="mips|mcss|nns",
 
 
 def model_info(name):
@@ -75,6 +82,68 @@ def embedding_files():
     return [f"{C}/embeddings/{n}/{v}.h5" for n, v in WEIGHTS]
 
 
+def processing_settings(name):
+    """(aggregation, PCA) pairs a model is evaluated under: clip-level models use
+    'none' only, frame-level models the configured aggregations other than 'none';
+    PCA sizes above the model's dimension are left out (PCA cannot add dimensions)."""
+    inf = registry.info(name)
+    aggs = (
+        ["none"]
+        if inf.level == "clip"
+        else [a for a in GRID["aggregations"] if a != "none"]
+    )
+    pcas = []
+    for p in GRID["pca"]:
+        if p == "none" or all(int(p) <= inf.dim_of(v) for v in inf.variations):
+            pcas.append(str(p))
+        else:
+            logger.warning(f"{name}: PCA {p} > its {inf.dim_of(inf.default_variation)} dims: left out")
+    return [(a, p) for a in aggs for p in pcas]
+
+
+def setting_outputs():
+    """Output patterns of one evaluate job: every search's metric files."""
+    base = f"{RESULTS}/{{collection}}/metrics/{{model}}/{{variation}}"
+    return [
+        f"{base}/agg-{{aggregation}}_pca-{{pca}}_search-{s}/{f}"
+        for s in SEARCHES
+        for f in METRIC_FILES
+    ]
+
+
+def summary_files():
+    """summary.json of every configured setting of every enabled model/variation."""
+    return [
+        f"{C}/metrics/{n}/{v}/agg-{a}_pca-{p}_search-{s}/summary.json"
+        for n, v in WEIGHTS
+        for a, p in processing_settings(n)
+        for s in SEARCHES
+    ]
+
+
+def paper_table2():
+    """The paper's Table II (CSV) to print beside soundsim's numbers, or '' (FSD50K only)."""
+    path = config["evaluation"].get("paper_table2")
+    if not path or COLLECTION["kind"] != "fsd50k":
+        return ""
+    if not Path(path).is_file():
+        logger.warning(f"evaluation.paper_table2: {path} not found; tables without the paper's values")
+        return ""
+    return path
+
+
+def table_files():
+    return [
+        f"{C}/tables/{t}"
+        for t in ("all_settings.csv", "best_settings.csv", "models.csv", "models.md", "families.csv")
+    ]
+
+
+def figure_files():
+    names = [f"grid/{n}__{v}" for n, v in WEIGHTS] + ["families", "models", "per_label"]
+    return [f"{C}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+
+
 def all_targets():
     """Everything `rule all` asks for (grows as stages are added)."""
     return [
@@ -83,6 +152,8 @@ def all_targets():
         f"{C}/labels.csv",
         f"{C}/families.json",
         *embedding_files(),
+        *summary_files(),
+        *(table_files() + figure_files() if WEIGHTS else []),
     ]
 
 

@@ -1,0 +1,418 @@
+"""Figures of a collection's results (Araz et al. 2024, Fig. 1 and Fig. 2, and more).
+
+Every function draws one figure on its own :class:`matplotlib.figure.Figure`
+(Agg canvas; pyplot and its global state are never used), saves it as
+``<path>.png`` (150 dpi) and ``<path>.pdf`` atomically, closes nothing global
+and returns the two paths. Inputs are the DataFrames of :mod:`soundsim.tables`;
+empty input raises :class:`FiguresError`.
+
+* :func:`grid_heatmap` (Fig. 1): macro MAP@15 of one model/variation over
+  processing (aggregation / PCA) x search;
+* :func:`family_heatmap` (Fig. 2): family-averaged MAP@15, model x family;
+* :func:`model_comparison`: MAP@15, MAP@150, MR1 per model (fixed and best setting);
+* :func:`per_label`: class-wise MAP@15, label x model;
+* :func:`make_figures`: all of them for one collection.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from soundsim import tables as T
+from soundsim.errors import SoundsimError
+from soundsim.fileutil import atomic_path
+
+log = logging.getLogger(__name__)
+
+DPI = 150
+CMAP = "viridis"
+SEARCH_LABELS = {"mips": "MIPS", "mcss": "MCSS", "nns": "NNS"}
+
+
+class FiguresError(SoundsimError):
+    """A figure cannot be drawn from the given input (empty or lacking columns)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check(df: pd.DataFrame | None, cols: Sequence[str], what: str) -> pd.DataFrame:
+    if df is None or len(df) == 0:
+        raise FiguresError(f"{what}: no data to plot (empty input)")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise FiguresError(f"{what}: input lacks column(s) {', '.join(missing)}")
+    return df
+
+
+def metric_label(metric: str) -> str:
+    """``map@15`` -> ``MAP@15 (higher is better)``; ``mr1`` -> ``MR1 (lower is better)``."""
+    m = re.match(r"^map@(\d+)$", metric)
+    if m:
+        return f"MAP@{m.group(1)} (higher is better)"
+    if metric == "mr1":
+        return "MR1: mean rank of 1st relevant clip (lower is better)"
+    return metric
+
+
+def _pretty(name: Any) -> str:
+    return str(name).replace("_", " ")
+
+
+def _settings_text(df: pd.DataFrame, col: str = "setting") -> str:
+    if col not in df.columns:
+        return ""
+    return "; ".join(T.setting_label(s) for s in sorted(df[col].astype(str).unique()))
+
+
+def _title(what: str, collection: str | None) -> str:
+    return f"{what} ({collection})" if collection else what
+
+
+def save(fig: Figure, path: str | Path, tight: bool = True) -> list[Path]:
+    """Save ``fig`` as ``<path>.png`` (150 dpi) and ``<path>.pdf`` (any suffix
+    of ``path`` is replaced), each atomically, with a tight bounding box
+    (unless ``tight`` is false: the whole figure)."""
+    base = Path(path)
+    if base.suffix.lower() in (".png", ".pdf"):
+        base = base.with_suffix("")
+    out = []
+    for fmt in ("png", "pdf"):
+        dst = base.with_name(base.name + "." + fmt)
+        with atomic_path(dst) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight" if tight else None, pad_inches=0.1)
+        out.append(dst)
+    return out
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A figure on its own Agg canvas (no pyplot, no global figure registry)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _rotate_xticks(ax: Axes, angle: float = 30) -> None:
+    """Rotate the bottom (and top, if shown) tick labels so long names do not
+    overlap: bottom ones hang down-left of their tick, top ones rise up-right."""
+    for tick in ax.xaxis.get_major_ticks():
+        tick.label1.set(rotation=angle, ha="right", rotation_mode="anchor")
+        tick.label2.set(rotation=angle, ha="left", rotation_mode="anchor")
+
+
+def _annotated_heatmap(
+    ax: Axes, table: pd.DataFrame, fmt: str, cbar_label: str, annot_size: float, vmin: float | None = None,
+    vmax: float | None = None, cbar: Mapping[str, Any] | None = None,
+) -> None:
+    data = table.astype(float)
+    sns.heatmap(
+        data, ax=ax, annot=True, fmt=fmt, cmap=CMAP, vmin=vmin, vmax=vmax, linewidths=0.5, linecolor="white",
+        annot_kws={"size": annot_size}, cbar_kws={"label": cbar_label, "shrink": 0.9, **(cbar or {})},
+    )
+    ax.set_facecolor("0.85")  # NaN cells: light grey
+
+
+# --------------------------------------------------------------------------- Fig. 1
+
+
+def processing_label(aggregation: Any, pca: Any) -> str:
+    """``('mean', '100')`` -> ``mean / PCA 100``; PCA none -> ``no PCA``."""
+    p = "no PCA" if str(pca) == "none" else f"PCA {pca}"
+    return p if str(aggregation) == "none" else f"{aggregation} / {p}"
+
+
+def grid_table(df_one_variation: pd.DataFrame, metric: str = "map@15") -> pd.DataFrame:
+    """``metric`` as a search (rows: MIPS, MCSS, NNS) x processing (columns,
+    aggregation then PCA in the grid order) table."""
+    df = T.sort_settings(df_one_variation)
+    cols = list(dict.fromkeys(processing_label(a, p) for a, p in zip(df["aggregation"], df["pca"], strict=True)))
+    rows = [s for s in T.SEARCH_ORDER if s in set(df["search"])] + sorted(set(df["search"]) - set(T.SEARCH_ORDER))
+    table = pd.DataFrame(np.nan, index=[SEARCH_LABELS.get(s, s) for s in rows], columns=cols)
+    for _, r in df.iterrows():
+        table.loc[SEARCH_LABELS.get(r["search"], r["search"]), processing_label(r["aggregation"], r["pca"])] = r[metric]
+    return table
+
+
+def grid_heatmap(
+    df_one_variation: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15"
+) -> list[Path]:
+    """The paper's Fig. 1 for one model and variation: macro ``metric``
+    (MAP@15) of every evaluated setting, processing (x: aggregation / PCA) by
+    search (y), annotated. ``df_one_variation``: rows of
+    :func:`soundsim.tables.collect` for a single model and variation."""
+    df = _check(df_one_variation, ["model", "variation", "aggregation", "pca", "search", metric], "grid_heatmap")
+    pairs = df[["model", "variation"]].drop_duplicates()
+    if len(pairs) != 1:
+        raise FiguresError(
+            f"grid_heatmap: expected the settings of one model and variation, got {len(pairs)}: "
+            + ", ".join(f"{m}/{v}" for m, v in pairs.itertuples(index=False))
+        )
+    model, variation = pairs.iloc[0]
+    table = grid_table(df, metric)
+    fig = _new_figure(max(4.5, 1.0 * table.shape[1] + 2.2), 0.55 * table.shape[0] + 1.9)
+    ax = fig.add_subplot()
+    _annotated_heatmap(ax, table, ".3f", metric_label(metric), 9)
+    values = table.to_numpy(dtype=float)
+    if np.isfinite(values).any():  # outline the best cell: for MAP, the setting best_settings picks (its tie rule)
+        if metric.startswith("map@"):
+            b = T.best_settings(df, metric).iloc[0]
+            i = list(table.index).index(SEARCH_LABELS.get(b["search"], b["search"]))
+            j = list(table.columns).index(processing_label(b["aggregation"], b["pca"]))
+        else:
+            i, j = np.unravel_index(np.nanargmin(values), values.shape)
+        ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="red", linewidth=2.2, clip_on=False))
+    ax.set_xlabel("embedding processing (aggregation / PCA); red box: best setting")
+    ax.set_ylabel("similarity search")
+    _rotate_xticks(ax, 35)
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.set_title(_title(f"{model} / {variation}: macro {metric.upper()}", collection), fontsize=10)
+    out = save(fig, path)
+    fig.clear()
+    return out
+
+
+# --------------------------------------------------------------------------- Fig. 2
+
+
+def family_heatmap(
+    families_df: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15"
+) -> list[Path]:
+    """The paper's Fig. 2: family-averaged ``metric`` (MAP@15), models (rows,
+    in input order) x families (columns, alphabetical), annotated.
+    ``families_df``: :func:`soundsim.tables.families_table`."""
+    df = _check(families_df, ["model", "family", metric], "family_heatmap")
+    models = list(dict.fromkeys(df["model"].astype(str)))
+    table = df.pivot_table(index="model", columns="family", values=metric, aggfunc="first", sort=True)
+    table = table.reindex(models)
+    table.columns = [_pretty(c) for c in table.columns]
+    n_rows, n_cols = table.shape
+    fig = _new_figure(max(5.0, 1.15 * n_cols + 2.6), max(2.4, 0.45 * n_rows + 1.8))
+    ax = fig.add_subplot()
+    _annotated_heatmap(ax, table, ".3f", metric_label(metric), 9 if n_rows <= 20 else 7)
+    ax.set_xlabel("sound family")
+    ax.set_ylabel("model")
+    _rotate_xticks(ax, 30)
+    ax.tick_params(axis="y", labelrotation=0)
+    setting = _settings_text(df)
+    ax.set_title(_title(f"Family-averaged {metric.upper()} per model", collection)
+                 + (f"\nsetting: {setting}" if setting else ""), fontsize=10)
+    out = save(fig, path)
+    fig.clear()
+    return out
+
+
+# --------------------------------------------------------------------------- model comparison
+
+
+def _bar_values(ax: Axes, ys: np.ndarray, values: np.ndarray) -> None:
+    """Write each bar's value at its end ('n/a' at 0 for NaN)."""
+    for yi, v in zip(ys, values, strict=True):
+        nan = math.isnan(v)
+        ax.text(0 if nan else v, yi, " n/a" if nan else f" {v:.3g}", va="center", fontsize=7)
+
+
+def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
+    """MAP@<N> and MR1 per model, one panel per metric (horizontal bars):
+    each model's variation at the fixed setting (``setting`` column of
+    models.csv) and at its best setting (``best_*`` columns), plus the
+    paper's value as a black diamond where ``paper_*`` columns exist.
+    ``models_df``: :func:`soundsim.tables.models_table`."""
+    df = _check(models_df, ["model"], "model_comparison")
+    metrics = T.metric_columns(df)
+    if not metrics:
+        raise FiguresError("model_comparison: input has no map@N / mr1 columns")
+    n = len(df)
+    labels = [f"{m}\n{v}" if "variation" in df.columns else str(m)
+              for m, v in zip(df["model"], df.get("variation", df["model"]), strict=True)]
+    y = np.arange(n)
+    h = 0.38
+    fig = _new_figure(max(7.0, 3.1 * len(metrics) + 1.5), max(2.6, 0.62 * n + 1.6))
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    fixed = _settings_text(df) or "fixed setting"
+    for ax, m in zip(axes, metrics, strict=True):
+        fixed_v = df[m].to_numpy(dtype=float)
+        best_v = df[f"best_{m}"].to_numpy(dtype=float) if f"best_{m}" in df.columns else None
+        ax.barh(y - h / 2 if best_v is not None else y, np.nan_to_num(fixed_v), height=h, color="#4c72b0",
+                label="paper's fixed setting")
+        if best_v is not None:
+            ax.barh(y + h / 2, np.nan_to_num(best_v), height=h, color="#dd8452", label="model's best setting")
+        if f"paper_{m}" in df.columns:
+            pv = df[f"paper_{m}"].to_numpy(dtype=float)
+            ok = ~np.isnan(pv)
+            if ok.any():
+                ax.scatter(pv[ok], y[ok], marker="D", color="black", s=22, zorder=3, label="paper (FSD50K)")
+        vals = np.concatenate([fixed_v, best_v if best_v is not None else [],
+                               df[f"paper_{m}"].to_numpy(dtype=float) if f"paper_{m}" in df.columns else []])
+        top = np.nanmax(vals) if np.isfinite(vals).any() else 1.0
+        _bar_values(ax, y - h / 2 if best_v is not None else y, fixed_v)
+        if best_v is not None:
+            _bar_values(ax, y + h / 2, best_v)
+        ax.set_xlim(0, top * 1.25 if top > 0 else 1.0)
+        ax.set_xlabel(metric_label(m).replace(" (", "\n("), fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+    axes[0].set_yticks(y, labels, fontsize=8)
+    axes[0].invert_yaxis()
+    handles, names = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for hd, nm in zip(*ax.get_legend_handles_labels(), strict=True):
+            if nm not in names:
+                handles.append(hd)
+                names.append(nm)
+    names = [f"paper's fixed setting ({fixed})" if nm == "paper's fixed setting" else nm for nm in names]
+    fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
+    fig.suptitle(_title("Semantic sound similarity per model (averages of class-wise metrics)", collection),
+                 fontsize=10)
+    out = save(fig, path)
+    fig.clear()
+    return out
+
+
+# --------------------------------------------------------------------------- per label
+
+
+def per_label_table(labels_df: pd.DataFrame, metric: str = "map@15") -> pd.DataFrame:
+    """label x model table of ``metric``; labels sorted by their mean over
+    models (descending, NaN last), then by name; models in input order."""
+    df = _check(labels_df, ["model", "label", metric], "per_label")
+    models = list(dict.fromkeys(df["model"].astype(str)))
+    table = df.pivot_table(index="label", columns="model", values=metric, aggfunc="first", dropna=False)
+    table = table.reindex(columns=models)
+    mean = table.mean(axis=1, skipna=True)
+    order = sorted(table.index, key=lambda lab: (math.isnan(mean[lab]), -(0 if math.isnan(mean[lab]) else
+                                                                          mean[lab]), str(lab)))
+    return table.loc[order]
+
+
+def per_label(
+    data: pd.DataFrame | str | Path,
+    path: str | Path,
+    collection: str | None = None,
+    metric: str = "map@15",
+    models_df: pd.DataFrame | None = None,
+) -> list[Path]:
+    """Class-wise ``metric`` (MAP@15) per label (rows, sorted by the mean over
+    models, best first) and model (columns), as an annotated heatmap; grey
+    cells: labels with a single clip (undefined). ``data``: the long table of
+    :func:`soundsim.tables.labels_table`, or a metrics folder (then
+    ``models_df``, models.csv, says which setting of each model to read).
+    The figure grows with the number of labels (~0.17 in per row; fonts
+    shrink past 60 labels) so 200 labels stay legible."""
+    if not isinstance(data, pd.DataFrame):
+        if models_df is None:
+            raise FiguresError("per_label: a metrics folder needs models_df (models.csv) to choose the settings")
+        data = T.labels_table(data, models_df)
+    table = per_label_table(data, metric)
+    n_lab, n_mod = table.shape
+    big = n_lab > 60
+    row_h = 0.17 if big else 0.3
+    font = 6.5 if big else 8.5
+    width = max(4.5, 0.95 * n_mod + 3.2)
+    height = max(3.0, row_h * n_lab + 2.0)
+    fig = _new_figure(width, height)
+    ax = fig.add_subplot()
+    values = table.to_numpy(dtype=float)
+    vmax = max(1e-9, float(np.nanmax(values))) if np.isfinite(values).any() else None
+    # a tall figure: a short horizontal colour bar on top instead of a 30-inch one at the side
+    cbar = {"location": "top", "shrink": min(0.8, 4.0 / width), "aspect": 25, "pad": 0.005} if big else None
+    _annotated_heatmap(ax, table, ".2f" if big else ".3f", metric_label(metric), font - 1 if big else font,
+                       vmin=0.0, vmax=vmax, cbar=cbar)
+    ax.set_yticks(np.arange(n_lab) + 0.5, [_pretty(x) for x in table.index], fontsize=font, rotation=0)
+    ax.set_xticks(np.arange(n_mod) + 0.5, list(table.columns), fontsize=8.5)
+    if big:  # a tall figure: model names above and below
+        ax.tick_params(axis="x", labelbottom=True, labeltop=True, bottom=True, top=True)
+    if max((len(str(c)) for c in table.columns), default=0) > 12:
+        _rotate_xticks(ax, 30)
+    ax.set_ylabel(f"label ({n_lab}, sorted by mean over models)")
+    ax.set_xlabel("model" + ("  (grey: undefined, label with a single clip)" if np.isnan(values).any() else ""))
+    setting = _settings_text(data)
+    fig.suptitle(_title(f"Class-wise {metric.upper()} per label", collection)
+                 + (f"\nsetting: {setting}" if setting else ""), fontsize=10)
+    out = save(fig, path)
+    fig.clear()
+    return out
+
+
+# --------------------------------------------------------------------------- all
+
+
+def placeholder(path: str | Path, message: str, collection: str | None = None) -> list[Path]:
+    """A small figure that only says ``message`` (keeps a workflow's outputs
+    fixed when there is nothing to draw, e.g. no family data)."""
+    fig = _new_figure(6, 1.6)
+    fig.text(0.5, 0.5, _title(message, collection), ha="center", va="center", wrap=True, fontsize=10)
+    out = save(fig, path, tight=False)
+    fig.clear()
+    return out
+
+
+def _safe(name: Any) -> str:
+    return re.sub(r"[^0-9A-Za-z._+-]+", "_", str(name))
+
+
+def _load(tables: Mapping[str, Any], key: str) -> pd.DataFrame | None:
+    v = tables.get(key)
+    if v is None or isinstance(v, pd.DataFrame):
+        return v
+    return T.read_table(v)
+
+
+def make_figures(
+    metrics_dir: str | Path,
+    tables: Mapping[str, Any] | None,
+    out_dir: str | Path,
+    collection: str | None = None,
+) -> list[Path]:
+    """Every figure of a collection under ``out_dir``:
+    ``grid/<model>__<variation>.{png,pdf}`` (Fig. 1, one per model and
+    variation), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}`` and
+    ``per_label.{png,pdf}``. ``tables``: name -> DataFrame or CSV path, keys as
+    :func:`soundsim.tables.write_tables` returns them (``all_settings``,
+    ``models``, ``families``, ``labels``); missing ones are computed from
+    ``metrics_dir``. When no model has family (or label) data at its models.csv
+    setting, that figure is a placeholder saying so. Returns the written paths."""
+    out = Path(out_dir)
+    collection = collection or T.collection_name(metrics_dir)
+    tables = dict(tables or {})
+    grid = _load(tables, "all_settings")
+    if grid is None:
+        grid = T.all_settings(T.collect(metrics_dir))
+    models = _load(tables, "models")
+    if models is None:
+        models = T.models_table(grid)
+    families = _load(tables, "families")
+    if families is None:
+        families = T.families_table(metrics_dir, models)
+    labels = _load(tables, "labels")
+    if labels is None:
+        labels = T.labels_table(metrics_dir, models)
+    written: list[Path] = []
+    for (model, variation), g in grid.groupby(["model", "variation"], sort=True):
+        written += grid_heatmap(g, out / "grid" / f"{_safe(model)}__{_safe(variation)}", collection)
+    written += model_comparison(models, out / "models", collection)
+    if len(families):
+        written += family_heatmap(families, out / "families", collection)
+    else:
+        log.warning("no family data at the models.csv settings; families figure is a placeholder")
+        written += placeholder(out / "families", "No family-averaged results at the models' fixed settings",
+                               collection)
+    if len(labels):
+        written += per_label(labels, out / "per_label", collection)
+    else:
+        log.warning("no per-label data at the models.csv settings; per-label figure is a placeholder")
+        written += placeholder(out / "per_label", "No class-wise results at the models' fixed settings", collection)
+    log.info("wrote %d figure file(s) under %s", len(written), out)
+    return written

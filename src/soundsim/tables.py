@@ -1,0 +1,569 @@
+"""Result tables over a collection's evaluated settings (Araz et al. 2024, Tables I and II, Fig. 2 data).
+
+Input: the evaluator's output tree (:mod:`soundsim.evaluate`)::
+
+    <metrics_dir>/<model>/<variation>/agg-<a>_pca-<p>_search-<s>/{summary.json, per_label.csv, per_family.csv}
+
+Tables (plain functions over DataFrames; :func:`write_tables` writes them all
+under ``<out_dir>``, each file atomically):
+
+* :func:`collect` -> one row per setting, every value read from its ``summary.json``;
+* :func:`all_settings` -> ``all_settings.csv``: that table in the paper's grid order;
+* :func:`best_settings` -> ``best_settings.csv``: Table I extended (each model's best
+  variation and setting by macro MAP@15, see :data:`TIE_RULE`);
+* :func:`models_table` -> ``models.csv`` / ``models.md``: Table II (the paper's fixed
+  setting, see :func:`fixed_setting`, and each model's own best setting);
+* :func:`families_table` -> ``families.csv``: family-averaged metrics at the models.csv
+  setting (Fig. 2 data), from ``per_family.csv``;
+* :func:`labels_table` -> ``labels.csv``: class-wise metrics at the same setting, from
+  ``per_label.csv`` (data of the per-label figure).
+
+Metric column names follow the evaluator: ``map@<N>`` for every cutoff found
+(increasing N) and ``mr1``; macro (mean over labels) values carry no prefix,
+family means ``family_``, instance-based ones ``micro_``. MR1 is better when
+lower, MAP when higher. Missing values are NaN (written ``nan``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from soundsim.errors import SoundsimError
+from soundsim.fileutil import atomic_path, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+#: canonical orders used to sort settings (unknown values go last, alphabetically)
+AGGREGATION_ORDER = ("mean", "median", "max", "none")
+SEARCH_ORDER = ("mips", "mcss", "nns")
+SETTING_KEYS = ["model", "variation", "aggregation", "pca", "search"]
+
+#: the paper's fixed setting for Table II (Section IV): PCA 100 and MCSS; mean
+#: aggregation for frame-level models, none for clip-level ones
+FIXED_PCA = "100"
+FIXED_SEARCH = "mcss"
+
+TIE_RULE = (
+    "highest macro MAP@15; exact ties broken by higher macro MAP@150, then lower macro MR1, "
+    "then the first setting in all_settings order (variation name, aggregation mean < median < max < none, "
+    "PCA ascending with none last, search mips < mcss < nns); settings whose MAP@15 is NaN come last"
+)
+
+_REQUIRED = {"setting": ("aggregation", "pca", "search"), "macro": (), "counts": ("n_clips",)}
+_MAP_RE = re.compile(r"^map@(\d+)$")
+
+
+class TablesError(SoundsimError):
+    """The metrics tree cannot be tabulated; the message names the file or folder at fault."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def metric_names(keys: Any) -> list[str]:
+    """``map@<N>`` keys in increasing N, then ``mr1`` if present (other keys dropped)."""
+    keys = set(keys)
+    maps = sorted((k for k in keys if _MAP_RE.match(str(k))), key=lambda k: int(_MAP_RE.match(k).group(1)))
+    return maps + (["mr1"] if "mr1" in keys else [])
+
+
+def _order(values: tuple[str, ...], v: Any) -> tuple[int, str]:
+    s = str(v)
+    return (values.index(s), "") if s in values else (len(values), s)
+
+
+def _pca_order(v: Any) -> tuple[int, float, str]:
+    s = str(v)
+    if s == "none":
+        return (1, 0.0, "")
+    try:
+        return (0, float(s), "")
+    except ValueError:
+        return (2, 0.0, s)
+
+
+def sort_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the paper-grid order: model, variation (names), aggregation
+    (mean, median, max, none), PCA (ascending, none last), search (mips, mcss, nns)."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    keys = {
+        "model": lambda v: (0, str(v)),
+        "variation": lambda v: (0, str(v)),
+        "aggregation": lambda v: _order(AGGREGATION_ORDER, v),
+        "pca": _pca_order,
+        "search": lambda v: _order(SEARCH_ORDER, v),
+    }
+    cols = [c for c in SETTING_KEYS if c in df.columns]
+    order = sorted(range(len(df)), key=lambda i: tuple(keys[c](df[c].iloc[i]) for c in cols))
+    return df.iloc[order].reset_index(drop=True)
+
+
+def setting_name(aggregation: Any, pca: Any, search: Any) -> str:
+    """``agg-mean_pca-100_search-mcss`` (as :func:`soundsim.evaluate.setting_name`)."""
+    return f"agg-{aggregation}_pca-{pca}_search-{search}"
+
+
+def setting_label(name: Any) -> str:
+    """``agg-mean_pca-100_search-mcss`` -> ``mean / PCA 100 / MCSS``
+    (``no aggregation``, ``no PCA`` for 'none'); other text unchanged."""
+    m = re.match(r"^agg-(.+)_pca-(.+)_search-(.+)$", str(name))
+    if not m:
+        return str(name)
+    agg, pca, search = m.groups()
+    return " / ".join(["no aggregation" if agg == "none" else agg, "no PCA" if pca == "none" else f"PCA {pca}",
+                       search.upper()])
+
+
+def _num(x: Any) -> float:
+    """JSON number (None = NaN, as the evaluator writes NaN) -> float."""
+    if x is None:
+        return math.nan
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise TypeError(f"expected a number, got {x!r}")
+    return float(x)
+
+
+def _metrics_dir(metrics_dir: str | Path) -> Path:
+    d = Path(metrics_dir)
+    if not d.is_dir():
+        raise TablesError(f"{d}: metrics folder not found")
+    return d
+
+
+def collection_name(metrics_dir: str | Path) -> str:
+    """``results/<collection>/metrics`` -> ``<collection>``; else the folder's own name."""
+    d = Path(metrics_dir).resolve()
+    return d.parent.name if d.name == "metrics" else d.name
+
+
+# --------------------------------------------------------------------------- collect
+
+
+def _read_summary(path: Path) -> dict[str, Any]:
+    try:
+        s = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TablesError(f"{path}: malformed summary.json ({e})") from None
+    if not isinstance(s, dict):
+        raise TablesError(f"{path}: malformed summary.json (expected a JSON object, got {type(s).__name__})")
+    for key, sub in _REQUIRED.items():
+        if not isinstance(s.get(key), dict):
+            raise TablesError(f"{path}: malformed summary.json (no '{key}' object)")
+        missing = [k for k in sub if k not in s[key]]
+        if missing:
+            raise TablesError(f"{path}: malformed summary.json ('{key}' lacks {', '.join(missing)})")
+    if not metric_names(s["macro"]):
+        raise TablesError(f"{path}: malformed summary.json ('macro' has no map@N / mr1 values)")
+    return s
+
+
+def _summary_row(path: Path, model: str, variation: str) -> dict[str, Any]:
+    s = _read_summary(path)
+    st, counts = s["setting"], s["counts"]
+    emb = s.get("embeddings") if isinstance(s.get("embeddings"), dict) else {}
+    agg, pca, search = str(st["aggregation"]), str(st["pca"]), str(st["search"])
+    folder = path.parent.name
+    if folder != setting_name(agg, pca, search):
+        raise TablesError(
+            f"{path}: malformed summary.json (its setting {setting_name(agg, pca, search)} does not match "
+            f"its folder {folder})"
+        )
+    row: dict[str, Any] = {
+        "model": model,
+        "variation": variation,
+        "level": emb.get("level"),
+        "dim": emb.get("dim"),
+        "aggregation": agg,
+        "pca": pca,
+        "search": search,
+        "setting": folder,
+        "n_clips": counts["n_clips"],
+        "n_labels_evaluated": counts.get("n_labels_evaluated"),
+        "n_dropped_without_embedding": counts.get("n_dropped_without_embedding", 0),
+    }
+    try:
+        for prefix, key in (("", "macro"), ("family_", "family_mean"), ("micro_", "micro")):
+            block = s.get(key) or {}
+            if not isinstance(block, dict):
+                raise TypeError(f"'{key}' is not an object")
+            for m in metric_names(block):
+                row[prefix + m] = _num(block[m])
+    except TypeError as e:
+        raise TablesError(f"{path}: malformed summary.json ({e})") from None
+    return row
+
+
+def collect(metrics_dir: str | Path, summaries: Sequence[str | Path] | None = None) -> pd.DataFrame:
+    """One row per evaluated setting, read from
+    ``<metrics_dir>/<model>/<variation>/<setting>/summary.json``.
+
+    Columns: ``model, variation`` (from the folder names), ``level, dim`` (the
+    embeddings' level and dimension), ``aggregation, pca, search, setting``
+    (``pca`` as in folder names: '100' or 'none'), ``n_clips,
+    n_labels_evaluated, n_dropped_without_embedding``, the macro metrics
+    ``map@<N>... mr1``, the family means ``family_map@<N>... family_mr1`` and the
+    micro values ``micro_map@<N>... micro_mr1``, one column per cutoff found in
+    any summary (NaN where a summary lacks it). Rows in :func:`sort_settings`
+    order. A malformed summary.json raises :class:`TablesError` naming the
+    file; so does a tree without any summary.json. ``summaries``: read only
+    these files (the workflow passes the configured settings, so results of
+    models no longer in the config stay out of the tables)."""
+    d = _metrics_dir(metrics_dir)
+    if summaries is not None:
+        paths = sorted(Path(p).resolve() for p in summaries)
+        outside = [p for p in paths if d.resolve() not in p.parents]
+        if outside:
+            raise TablesError(f"{outside[0]}: not below {d}")
+    else:
+        paths = sorted(d.glob("*/*/*/summary.json"))
+    if not paths:
+        raise TablesError(
+            f"{d}: no evaluated settings found (expected <model>/<variation>/<setting>/summary.json below it)"
+        )
+    rows = [_summary_row(p, p.parent.parent.parent.name, p.parent.parent.name) for p in paths]
+    df = pd.DataFrame(rows)
+    metric_cols = metric_columns(df) + metric_columns(df, "family_") + metric_columns(df, "micro_")
+    front = [c for c in df.columns if c not in metric_cols and not c.startswith(("family_", "micro_"))]
+    df = df[front + metric_cols]
+    return sort_settings(df)
+
+
+def metric_columns(df: pd.DataFrame, prefix: str = "") -> list[str]:
+    """The metric columns of ``df`` with ``prefix`` (``''``: macro), in order."""
+    names = [c[len(prefix):] for c in df.columns if c.startswith(prefix)]
+    return [prefix + m for m in metric_names(names)]
+
+
+def _require(df: pd.DataFrame, cols: list[str], what: str) -> None:
+    if df is None or len(df) == 0:
+        raise TablesError(f"{what}: no rows (nothing was evaluated?)")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise TablesError(f"{what}: input lacks column(s) {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def all_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """The paper grid: every (model, variation, aggregation, PCA, search) with
+    its metrics; the columns of :func:`collect`, rows sorted by
+    :func:`sort_settings`. Written as ``all_settings.csv``."""
+    _require(df, SETTING_KEYS + ["map@15" if "map@15" in df.columns else "mr1"], "all_settings")
+    return sort_settings(df.copy())
+
+
+def _best_index(g: pd.DataFrame, key: str) -> Any:
+    """Index label of the best row of ``g`` (see :data:`TIE_RULE`)."""
+    g = sort_settings(g.assign(_row=list(g.index)))
+    g["_pos"] = range(len(g))
+    by, asc = [key], [False]
+    for col, up in (("map@150", False), ("mr1", True)):
+        if col in g.columns and col != key:
+            by.append(col)
+            asc.append(up)
+    g = g.sort_values(by + ["_pos"], ascending=asc + [True], na_position="last", kind="mergesort")
+    return g["_row"].iloc[0]
+
+
+def best_settings(df: pd.DataFrame, metric: str = "map@15") -> pd.DataFrame:
+    """The paper's Table I, extended: one row per model with its best
+    variation and setting by macro ``metric`` (MAP@15) over every evaluated
+    variation and setting (ties: :data:`TIE_RULE`).
+
+    Columns: ``model, variation, setting, aggregation, pca, search``, the other
+    :func:`collect` columns (metrics of that setting), then ``n_variations``
+    (variations compared) and ``n_settings`` (settings compared). Rows sorted
+    by model. Written as ``best_settings.csv``."""
+    _require(df, SETTING_KEYS + [metric], "best_settings")
+    rows = []
+    for model, g in df.groupby("model", sort=True):
+        best = df.loc[_best_index(g, metric)].to_dict()
+        best["n_variations"] = int(g["variation"].nunique())
+        best["n_settings"] = int(len(g))
+        rows.append(best)
+    out = pd.DataFrame(rows)
+    front = ["model", "variation", "setting", "aggregation", "pca", "search"]
+    return out[front + [c for c in out.columns if c not in front]].reset_index(drop=True)
+
+
+def fixed_setting(df_variation: pd.DataFrame, pca: str = FIXED_PCA, search: str = FIXED_SEARCH) -> str:
+    """The paper's fixed Table II setting for one variation's rows: aggregation
+    'none' when that variation was evaluated with aggregation 'none' only
+    (clip-level embeddings, or one row per clip), else 'mean'; PCA 100; MCSS."""
+    aggs = set(df_variation["aggregation"].astype(str))
+    agg = "none" if aggs == {"none"} else "mean"
+    return setting_name(agg, pca, search)
+
+
+def _grid_text(g: pd.DataFrame) -> str:
+    """``evaluated: aggregation mean, max; PCA 5, none; search mcss`` for one variation's rows."""
+    g = sort_settings(g)
+    parts = [f"{label} {', '.join(dict.fromkeys(g[col].astype(str)))}"
+             for col, label in (("aggregation", "aggregation"), ("pca", "PCA"), ("search", "search"))]
+    return "evaluated: " + "; ".join(parts)
+
+
+def _paper_key(name: Any) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def _registry(registry: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if registry is not None:
+        return registry
+    from soundsim.models import available
+
+    return available()
+
+
+def models_table(
+    df: pd.DataFrame,
+    registry: Mapping[str, Any] | None = None,
+    paper: pd.DataFrame | None = None,
+    pca: str = FIXED_PCA,
+    search: str = FIXED_SEARCH,
+) -> pd.DataFrame:
+    """The paper's Table II: one row per model (sorted by name).
+
+    Columns: ``model, modality, objective, params, data_size`` (from the
+    registry's :class:`~soundsim.models.PaperInfo`; '-' for models not in the
+    paper or not in the registry), ``dims`` (the registry's dimension of the
+    variation; the embeddings' dimension for unregistered models), ``variation``
+    (the model's best variation, :func:`best_settings`), ``level``,
+    ``setting`` (the fixed setting, :func:`fixed_setting`: aggregation mean /
+    none, PCA 100, MCSS) and its macro metrics ``map@<N>..., mr1``; then
+    ``best_setting`` and ``best_map@<N>..., best_mr1`` (the variation's best
+    setting, :data:`TIE_RULE`); ``note`` (empty, or why the fixed-setting
+    values are NaN: that setting was not evaluated). ``registry``: model name
+    -> ModelInfo (default :func:`soundsim.models.available`).
+
+    ``paper`` (a DataFrame read from the paper's table2.csv): adds
+    ``paper_map@<N>..., paper_mr1`` for models whose name matches the paper's
+    ``model`` column, compared case-insensitively and ignoring characters other
+    than letters and digits (NaN for the others)."""
+    _require(df, SETTING_KEYS + ["map@15"], "models_table")
+    reg = _registry(registry)
+    metrics = metric_columns(df)
+    best = best_settings(df).set_index("model")
+    rows = []
+    for model in sorted(df["model"].unique(), key=str):
+        b = best.loc[model]
+        variation = b["variation"]
+        g = df[(df["model"] == model) & (df["variation"] == variation)]
+        info = reg.get(model)
+        p = getattr(info, "paper", None)
+        if info is not None:
+            try:
+                dims = info.dim_of(variation)
+            except (KeyError, TypeError, ValueError):
+                dims = b.get("dim")
+        else:
+            dims = b.get("dim")
+        level = getattr(info, "level", None) or b.get("level")
+        fixed = fixed_setting(g, pca, search)
+        hit = g[g["setting"] == fixed]
+        row: dict[str, Any] = {
+            "model": model,
+            "modality": p.modality if p else "-",
+            "objective": p.objective if p else "-",
+            "params": p.params if p else "-",
+            "data_size": p.data_size if p else "-",
+            "dims": int(dims) if dims is not None and not pd.isna(dims) else math.nan,
+            "variation": variation,
+            "level": level,
+            "setting": fixed,
+        }
+        for m in metrics:
+            row[m] = float(hit[m].iloc[0]) if len(hit) else math.nan
+        row["best_setting"] = b["setting"]
+        for m in metrics:
+            row[f"best_{m}"] = float(b[m])
+        if len(hit):
+            row["note"] = ""
+        else:
+            row["note"] = f"fixed setting {fixed} was not evaluated for {variation} ({_grid_text(g)})"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if paper is not None:
+        out = _add_paper(out, paper)
+    return out
+
+
+def _add_paper(out: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    if "model" not in paper.columns:
+        raise TablesError("paper table: no 'model' column")
+    pm = metric_names(paper.columns)
+    lookup = {_paper_key(r["model"]): r for _, r in paper.iterrows()}
+    out = out.copy()
+    for m in pm:
+        out[f"paper_{m}"] = [
+            float(lookup[_paper_key(name)][m]) if _paper_key(name) in lookup else math.nan for name in out["model"]
+        ]
+    cols = [c for c in out.columns if c != "note"] + ["note"]
+    return out[cols]
+
+
+def _per_setting_csv(
+    metrics_dir: str | Path, models_df: pd.DataFrame, filename: str, first: str, what: str
+) -> pd.DataFrame:
+    d = _metrics_dir(metrics_dir)
+    _require(models_df, ["model", "variation", "setting"], what)
+    parts = []
+    for _, r in models_df.iterrows():
+        if "note" in models_df.columns and str(r.get("note") or "") not in ("", "nan"):
+            log.warning("%s: %s/%s left out: %s", what, r["model"], r["variation"], r["note"])
+            continue
+        path = d / str(r["model"]) / str(r["variation"]) / str(r["setting"]) / filename
+        if not path.is_file():
+            log.warning("%s: %s not found; %s/%s left out", what, path, r["model"], r["variation"])
+            continue
+        try:
+            t = pd.read_csv(path, keep_default_na=True, na_values=["nan"])
+        except (OSError, ValueError) as e:
+            raise TablesError(f"{path}: unreadable ({e})") from None
+        if first not in t.columns:
+            raise TablesError(f"{path}: no '{first}' column")
+        t[first] = t[first].astype(str)
+        t.insert(0, "setting", r["setting"])
+        t.insert(0, "variation", r["variation"])
+        t.insert(0, "model", r["model"])
+        parts.append(t)
+    if not parts:
+        return pd.DataFrame(columns=["model", "variation", "setting", first])
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["model", first], kind="mergesort").reset_index(drop=True)
+
+
+def families_table(metrics_dir: str | Path, models_df: pd.DataFrame) -> pd.DataFrame:
+    """Family-averaged metrics (the paper's Fig. 2 data) for each model of
+    ``models_df`` at its ``setting`` (the fixed setting of models.csv), read
+    from that setting's ``per_family.csv``. Long format, sorted by model and
+    family: ``model, variation, setting, family, n_labels, map@<N>..., mr1``.
+    Models whose fixed setting was not evaluated (non-empty ``note``) are left
+    out with a logged warning; the result may have no rows."""
+    return _per_setting_csv(metrics_dir, models_df, "per_family.csv", "family", "families_table")
+
+
+def labels_table(metrics_dir: str | Path, models_df: pd.DataFrame) -> pd.DataFrame:
+    """Class-wise metrics for each model of ``models_df`` at its ``setting``,
+    read from ``per_label.csv``. Long format, sorted by model and label:
+    ``model, variation, setting, label, n_clips, map@<N>..., mr1`` (NaN for
+    labels with a single clip). Models without that setting are left out."""
+    return _per_setting_csv(metrics_dir, models_df, "per_label.csv", "label", "labels_table")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _fmt(v: Any, col: str) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "n/a"
+        if col == "dims" and v.is_integer():
+            return str(int(v))
+        return f"{v:.2f}" if col.endswith("mr1") else f"{v:.3f}"
+    s = "" if v is None else str(v)
+    return s.replace("|", "\\|")
+
+
+_MD_HEADERS = {
+    "model": "Model", "modality": "Modality", "objective": "Pre-training objective", "params": "# Param.",
+    "data_size": "Data size", "dims": "# Dim.", "variation": "Variation", "best_setting": "Best setting",
+}
+
+
+def _md_header(col: str) -> str:
+    if col in _MD_HEADERS:
+        return _MD_HEADERS[col]
+    prefix = ""
+    for p, label in (("best_", "best "), ("paper_", "paper ")):
+        if col.startswith(p):
+            prefix, col = label, col[len(p):]
+    m = _MAP_RE.match(col)
+    name = f"MAP@{m.group(1)} ↑" if m else ("MR1 ↓" if col == "mr1" else col)
+    return prefix + name
+
+
+def models_markdown(models_df: pd.DataFrame, collection: str | None = None) -> str:
+    """``models_df`` as a Markdown document: a title, one table (header row,
+    one row per model; MAP to 3 decimals, MR1 to 2, n/a for NaN) and notes."""
+    _require(models_df, ["model"], "models_markdown")
+    cols = [c for c in models_df.columns if c not in ("note", "level", "setting")]
+    lines = [f"# Semantic sound similarity per model{f' ({collection})' if collection else ''}", ""]
+    fixed = "; ".join(setting_label(x) for x in sorted({str(x) for x in models_df.get("setting", [])}))
+    lines.append(
+        f"Unprefixed metrics: each model's variation at the paper's fixed setting ({fixed}); "
+        "best: that variation's best setting by macro MAP@15. Averages of class-wise metrics."
+    )
+    lines.append("")
+    lines.append("| " + " | ".join(_md_header(c) for c in cols) + " |")
+    numeric = [pd.api.types.is_numeric_dtype(models_df[c]) and c not in ("model", "variation") for c in cols]
+    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    for _, r in models_df.iterrows():
+        lines.append("| " + " | ".join(_fmt(setting_label(r[c]) if c == "best_setting" else r[c], c)
+                                       for c in cols) + " |")
+    notes = [f"- {r['model']}: {r['note']}" for _, r in models_df.iterrows()
+             if "note" in models_df.columns and str(r["note"] or "") not in ("", "nan")]
+    if notes:
+        lines += ["", "Notes:", ""] + notes
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """``df`` to ``path`` atomically (no index, NaN as ``nan``, full precision)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, na_rep="nan")
+    return Path(path)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`write_csv` (``pca`` and names kept as strings)."""
+    str_cols = {c: str for c in ("model", "variation", "aggregation", "pca", "search", "setting", "best_setting",
+                                 "family", "label", "note", "modality", "objective", "params", "data_size")}
+    df = pd.read_csv(path, dtype=str_cols, keep_default_na=False, na_values=["nan", ""])
+    for c in ("note",):
+        if c in df.columns:
+            df[c] = df[c].fillna("")
+    return df
+
+
+def write_tables(
+    metrics_dir: str | Path,
+    out_dir: str | Path,
+    paper_table2: pd.DataFrame | str | Path | None = None,
+    registry: Mapping[str, Any] | None = None,
+    collection: str | None = None,
+    summaries: Sequence[str | Path] | None = None,
+) -> dict[str, Path]:
+    """Collect ``metrics_dir`` and write every table under ``out_dir``:
+    ``all_settings.csv``, ``best_settings.csv``, ``models.csv``, ``models.md``,
+    ``families.csv``, ``labels.csv``. ``paper_table2`` (the paper's
+    table2.csv, path or DataFrame) adds the ``paper_*`` columns to models.*.
+    Returns table name -> path (keys ``all_settings, best_settings, models,
+    models_md, families, labels``). ``summaries``: see :func:`collect`."""
+    out = Path(out_dir)
+    collection = collection or collection_name(metrics_dir)
+    df = collect(metrics_dir, summaries)
+    paper = paper_table2
+    if paper is not None and not isinstance(paper, pd.DataFrame):
+        paper = pd.read_csv(paper)
+    models = models_table(df, registry, paper)
+    paths = {
+        "all_settings": write_csv(all_settings(df), out / "all_settings.csv"),
+        "best_settings": write_csv(best_settings(df), out / "best_settings.csv"),
+        "models": write_csv(models, out / "models.csv"),
+        "models_md": write_text_atomic(out / "models.md", models_markdown(models, collection)),
+        "families": write_csv(families_table(metrics_dir, models), out / "families.csv"),
+        "labels": write_csv(labels_table(metrics_dir, models), out / "labels.csv"),
+    }
+    log.info("wrote %d table(s) under %s", len(paths), out)
+    return paths
