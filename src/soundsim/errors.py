@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 
 class SoundsimError(Exception):
     """Base class: a problem with the user's input, reported without a traceback by the CLI."""
@@ -22,3 +25,11 @@ class AudioError(SoundsimError):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+def first_few(items: Iterable[Any], k: int = 5, quote: bool = False) -> str:
+    """``"a, b, c, d, e, ... (3 more)"``: the first ``k`` items of a list for an
+    error message (strings in quotes with ``quote``)."""
+    items = list(items)
+    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
+    return ", ".join(repr(x) if quote and isinstance(x, str) else str(x) for x in items[:k]) + more

@@ -45,7 +45,7 @@ import pandas as pd
 from soundsim import metrics as M
 from soundsim import process as P
 from soundsim import search as S
-from soundsim.errors import CollectionError
+from soundsim.errors import CollectionError, first_few
 from soundsim.fileutil import atomic_path, write_text_atomic
 from soundsim.logutil import progress as progress_bar
 from soundsim.store import Embeddings, write_processed, write_rankings
@@ -68,10 +68,6 @@ def default_aggregations(emb: Embeddings) -> list[str]:
         return ["none"]
     return ["mean", "median", "max"]
 
-
-def _first(items: Sequence[Any], k: int = 5) -> str:
-    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
-    return ", ".join(map(repr, list(items)[:k])) + more
 
 
 def _clip_table(clips: pd.DataFrame | tuple[Sequence[str], Sequence[Any]]) -> tuple[list[str], list[list[str]]]:
@@ -102,7 +98,7 @@ def align(
     gt_fnames, gt_labels = _clip_table(clips)
     dup = sorted(f for f, c in Counter(gt_fnames).items() if c > 1)
     if dup:
-        raise CollectionError(f"ground truth: {len(dup)} duplicate fname(s): {_first(dup)}")
+        raise CollectionError(f"ground truth: {len(dup)} duplicate fname(s): {first_few(dup, quote=True)}")
     lab_of = dict(zip(gt_fnames, gt_labels, strict=True))
     not_in_gt = [f for f in emb.fnames if f not in lab_of]
     emb_set = set(emb.fnames)
@@ -111,9 +107,9 @@ def align(
     if (not_in_gt or not_in_emb) and not restrict:
         parts = []
         if not_in_gt:
-            parts.append(f"{len(not_in_gt)} clip(s) in {src} are not in the ground truth: {_first(not_in_gt)}")
+            parts.append(f"{len(not_in_gt)} clip(s) in {src} are not in the ground truth: {first_few(not_in_gt, quote=True)}")
         if not_in_emb:
-            parts.append(f"{len(not_in_emb)} ground-truth clip(s) have no embedding in {src}: {_first(not_in_emb)}")
+            parts.append(f"{len(not_in_emb)} ground-truth clip(s) have no embedding in {src}: {first_few(not_in_emb, quote=True)}")
         raise CollectionError(
             "; ".join(parts) + ". Fix the inputs, or pass --intersect (restrict=True) to evaluate the clips in both"
         )
@@ -124,7 +120,7 @@ def align(
     labels = [lab_of[f] for f in sub.fnames]
     empty = [f for f, labs in zip(sub.fnames, labels, strict=True) if not labs]
     if empty:
-        raise CollectionError(f"ground truth: {len(empty)} clip(s) without labels: {_first(empty)}")
+        raise CollectionError(f"ground truth: {len(empty)} clip(s) without labels: {first_few(empty, quote=True)}")
     info = {
         "n_clips": sub.n_clips,
         "n_dropped_not_in_ground_truth": len(not_in_gt),
@@ -239,7 +235,7 @@ def _check_settings(
         multi = [emb.fnames[i] for i in np.flatnonzero(emb.frame_counts != 1)]
         raise P.ProcessingError(
             f"{emb.path or 'embeddings'}: aggregation 'none' needs one row per clip, but {len(multi)} clip(s) have "
-            f"several: {_first(multi)}"
+            f"several: {first_few(multi, quote=True)}"
         )
     return ks
 
@@ -281,7 +277,7 @@ def evaluate_grid(
     single = [lab for lab, c in zip(index.labels, index.counts, strict=True) if c < 2]
     if single:
         log.warning("%d label(s) have a single clip; reported with NaN and left out of averages: %s",
-                    len(single), _first(single))
+                    len(single), first_few(single, quote=True))
     out = Path(out_dir) if out_dir is not None else None
     summaries: list[dict[str, Any]] = []
     n_total = len(aggregations) * len(ks) * len(searches)

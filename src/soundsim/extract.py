@@ -33,7 +33,6 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -175,16 +174,6 @@ class Journal:
 # ---------------------------------------------------------------------------- extraction
 
 
-def _versions(packages: Sequence[str]) -> dict[str, str]:
-    out = store.package_versions()
-    for p in packages:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
 def prepare(x: np.ndarray, sample_rate: int, min_duration: float) -> np.ndarray:
     """Zero-pad a mono waveform at the end to ``min_duration`` seconds."""
     need = int(np.ceil(min_duration * sample_rate))
@@ -305,7 +294,7 @@ def _attrs(inf: models.ModelInfo, variation: str, weights: str | None, device: s
         "device": device,
         "options": json.dumps(dict(options or {}), sort_keys=True),
         "env": inf.env,
-        "versions": _versions(inf.packages),
+        "versions": store.package_versions((*store.CORE_PACKAGES, *inf.packages)),
     }
 
 

@@ -34,7 +34,7 @@ from soundsim.logutil import progress as progress_bar
 
 from soundsim import audio
 from soundsim.datasets.common import Collection
-from soundsim.errors import AudioError, CollectionError
+from soundsim.errors import AudioError, CollectionError, first_few
 from soundsim.fileutil import atomic_path, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,6 @@ class Manifest:
     families: dict[str, list[str]]
 
 
-def _first(items: list[str], k: int = 5) -> str:
-    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
-    return ", ".join(map(str, items[:k])) + more
-
 
 def structural_problems(col: Collection) -> list[str]:
     """Duplicate fnames, labels outside the vocabulary, missing audio files."""
@@ -64,7 +60,7 @@ def structural_problems(col: Collection) -> list[str]:
     counts = Counter(df["fname"])
     dups = [f for f, c in counts.items() if c > 1]
     if dups:
-        problems.append(f"{len(dups)} duplicate fname(s) in {col.source}: {_first(dups)}")
+        problems.append(f"{len(dups)} duplicate fname(s) in {col.source}: {first_few(dups)}")
     used = Counter(lab for labs in df["labels"] for lab in labs)
     if col.vocabulary is not None:
         vocab = set(col.vocabulary)
@@ -74,10 +70,10 @@ def structural_problems(col: Collection) -> list[str]:
                 f"{lab!r} (e.g. clip {df.loc[df['labels'].map(lambda ls, lab=lab: lab in ls), 'fname'].iloc[0]})"
                 for lab in unknown
             ]
-            problems.append(f"{len(unknown)} label(s) not in the vocabulary: {_first(examples)}")
+            problems.append(f"{len(unknown)} label(s) not in the vocabulary: {first_few(examples)}")
     missing = df.loc[df["path"].isna(), "fname"].tolist()
     if missing:
-        problems.append(f"{len(missing)} clip(s) have no audio file: {_first(missing)}")
+        problems.append(f"{len(missing)} clip(s) have no audio file: {first_few(missing)}")
     return problems
 
 

@@ -51,7 +51,7 @@ import numpy as np
 import sklearn
 from sklearn.decomposition import PCA
 
-from soundsim.errors import SoundsimError
+from soundsim.errors import SoundsimError, first_few
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,6 @@ _GATHER_ELEMENTS = 1 << 24
 class ProcessingError(SoundsimError):
     """Embeddings cannot be processed as asked (names the clips or setting at fault)."""
 
-
-def _first(items: Sequence[Any], k: int = 5) -> str:
-    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
-    return ", ".join(map(str, list(items)[:k])) + more
 
 
 def _names(fnames: Sequence[str] | None, idx: np.ndarray) -> list[str]:
@@ -103,7 +99,7 @@ def aggregate(
         raise ProcessingError("no clips to aggregate")
     if np.any(counts <= 0):
         bad = np.flatnonzero(counts <= 0)
-        raise ProcessingError(f"{len(bad)} empty clip(s): {_first(_names(fnames, bad))}")
+        raise ProcessingError(f"{len(bad)} empty clip(s): {first_few(_names(fnames, bad))}")
     starts = offsets[:-1]
     if method == "none":
         multi = np.flatnonzero(counts != 1)
@@ -111,7 +107,7 @@ def aggregate(
             shown = [f"{nm} ({int(counts[i])} rows)" for nm, i in zip(_names(fnames, multi), multi, strict=True)]
             raise ProcessingError(
                 f"aggregation 'none' needs exactly one row per clip, but {multi.size} clip(s) have several: "
-                f"{_first(shown)}; use mean, median or max for frame-level embeddings"
+                f"{first_few(shown)}; use mean, median or max for frame-level embeddings"
             )
         return embeddings[starts].astype(np.float64)
     # clips grouped by frame count: each group is one stacked (clips, frames, D)
@@ -159,11 +155,11 @@ def l2_normalize(X: np.ndarray, fnames: Sequence[str] | None = None, stage: str 
     if zero.size:
         raise ProcessingError(
             f"{zero.size} clip(s) have an all-zero vector ({stage}), which cannot be L2-normalised: "
-            f"{_first(_names(fnames, zero))}; leave them out of the collection"
+            f"{first_few(_names(fnames, zero))}; leave them out of the collection"
         )
     if not np.all(np.isfinite(norms)):
         bad = np.flatnonzero(~np.isfinite(norms))
-        raise ProcessingError(f"non-finite norm ({stage}) for clip(s) {_first(_names(fnames, bad))}")
+        raise ProcessingError(f"non-finite norm ({stage}) for clip(s) {first_few(_names(fnames, bad))}")
     return X / norms[:, None]
 
 

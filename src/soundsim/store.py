@@ -38,7 +38,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from soundsim.errors import SoundsimError
+from soundsim.errors import SoundsimError, first_few
 from soundsim.fileutil import atomic_path
 
 log = logging.getLogger(__name__)
@@ -115,12 +115,12 @@ class RankingsFile:
 # helpers
 
 
-def _first(items: Sequence[Any], k: int = 5, quote: bool = True) -> str:
-    more = f", ... ({len(items) - k} more)" if len(items) > k else ""
-    return ", ".join(repr(x) if quote and isinstance(x, str) else str(x) for x in list(items)[:k]) + more
+
+#: packages whose versions every file records
+CORE_PACKAGES = ("soundsim", "numpy", "h5py", "scipy", "scikit-learn")
 
 
-def package_versions(names: Sequence[str] = ("soundsim", "numpy", "h5py", "scipy", "scikit-learn")) -> dict[str, str]:
+def package_versions(names: Sequence[str] = CORE_PACKAGES) -> dict[str, str]:
     """Installed versions of ``names`` (missing packages are left out)."""
     out: dict[str, str] = {}
     for n in names:
@@ -203,10 +203,10 @@ def validate_arrays(
     empty = np.flatnonzero(counts == 0)
     if empty.size:
         names = [fnames[i] for i in empty]
-        raise EmbeddingError(f"{path}: {len(names)} empty clip(s) (no embedding rows): {_first(names)}")
+        raise EmbeddingError(f"{path}: {len(names)} empty clip(s) (no embedding rows): {first_few(names, quote=True)}")
     dup = sorted(f for f, c in Counter(fnames).items() if c > 1)
     if dup:
-        raise EmbeddingError(f"{path}: {len(dup)} duplicate fname(s): {_first(dup)}")
+        raise EmbeddingError(f"{path}: {len(dup)} duplicate fname(s): {first_few(dup, quote=True)}")
     attrs = attrs or {}
     if "dim" in attrs and int(attrs["dim"]) != dim:
         raise EmbeddingError(f"{path}: attribute dim={attrs['dim']} but /embeddings has {dim} columns")
@@ -218,7 +218,7 @@ def validate_arrays(
         if multi.size:
             names = [f"{fnames[i]!r} ({int(counts[i])} rows)" for i in multi]
             raise EmbeddingError(
-                f"{path}: level='clip' but {len(names)} clip(s) have more than one row: {_first(names, quote=False)}"
+                f"{path}: level='clip' but {len(names)} clip(s) have more than one row: {first_few(names, quote=False)}"
             )
     if check_finite:
         for start in range(0, f_total, _FINITE_CHUNK_ROWS):
