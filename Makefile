@@ -49,15 +49,15 @@ setup: $(STAMP) $(ENV_STAMPS)
 envs: $(ENV_STAMPS)
 
 demo: setup
-	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	$(BIN)/snakemake --configfile config.yaml --report results/demo/report.html
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/demo/report.html
 	@echo ">> demo outputs are under results/demo/: manifest.csv, labels.csv, families.json, bad_audio.csv, embeddings/, metrics/, tables/, figures/, report.html, logs/"
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/snakemake --lint --configfile config.yaml
+	$(BIN)/snakemake --lint
 
 dryrun: setup
-	$(BIN)/snakemake -n --cores 1 --configfile config.yaml
+	$(BIN)/snakemake -n --cores 1
