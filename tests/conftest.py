@@ -95,6 +95,26 @@ def csv_collection(tmp_path, write_audio) -> Callable[..., dict[str, Path]]:
     return _make
 
 
+def write_manifest(folder: Path, paths: list[Path], label: str = "Dog") -> Path:
+    """A manifest.csv (soundsim.manifest.MANIFEST_COLUMNS) listing ``paths`` as they are:
+    unreadable files get zeros, so that extraction has to cope with them."""
+    import pandas as pd
+
+    from soundsim.manifest import MANIFEST_COLUMNS
+
+    rows = []
+    for p in paths:
+        try:
+            i = sf.info(p)
+            sr, ch, fr, fmt, st = i.samplerate, i.channels, i.frames, i.format, i.subtype
+        except Exception:
+            sr, ch, fr, fmt, st = 0, 0, 0, "", ""
+        rows.append((p.stem, str(p), fr / sr if sr else 0.0, sr, ch, fr, fmt, st, label))
+    m = folder / "manifest.csv"
+    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(m, index=False)
+    return m
+
+
 def shared_or_skip() -> Path:
     if not SHARED_ONTOLOGY.is_dir():
         pytest.skip("../shared/data/fsd50k-ontology is absent")

@@ -7,32 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
 from soundsim import extract, store
 from soundsim.errors import AudioError
-from soundsim.manifest import MANIFEST_COLUMNS
+
+from conftest import write_manifest
 
 MODEL, VAR = "aisfx", "x-sequential-ce"
 
 
-def write_manifest(folder: Path, paths: list[Path]) -> Path:
-    rows = []
-    for p in paths:
-        try:
-            i = sf.info(p)
-            sr, ch, fr, fmt, st = i.samplerate, i.channels, i.frames, i.format, i.subtype
-        except Exception:  # broken files are listed as they are: extraction must cope
-            sr, ch, fr, fmt, st = 0, 0, 0, "", ""
-        rows.append((p.stem, str(p), fr / sr if sr else 0.0, sr, ch, fr, fmt, st, "Dog"))
-    m = folder / "manifest.csv"
-    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(m, index=False)
-    return m
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,15 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
 from soundsim import extract, models, store
 from soundsim.errors import ConfigError
-from soundsim.manifest import MANIFEST_COLUMNS
 
-from conftest import tone
+from conftest import tone, write_manifest
 
 pytest.importorskip("essentia")
 
@@ -165,15 +162,6 @@ def test_load_rejects_weights_and_unknown_options():
         fs.load("freesound-extractor", None, silent_frames="loud")
 
 
-def write_manifest(folder: Path, paths: list[Path]) -> Path:
-    rows = []
-    for p in paths:
-        i = sf.info(p)
-        rows.append((p.stem, str(p), i.frames / i.samplerate, i.samplerate, i.channels, i.frames, i.format,
-                     i.subtype, "Dog"))
-    m = folder / "manifest.csv"
-    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(m, index=False)
-    return m
 
 
 def test_extraction_end_to_end_minmax_and_failed(tmp_path):

@@ -11,14 +11,12 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
 from soundsim import models, store
-from soundsim.manifest import MANIFEST_COLUMNS
 
-from conftest import ROOT, tone
+from conftest import ROOT, tone, write_manifest
 
 ENV = ROOT / ".venvs" / "musicnn"
 PY = ENV / "bin" / "python"
@@ -168,13 +166,7 @@ def test_extraction_through_the_musicnn_env(audio_files, compared, tmp_path):
     """extract_shard + merge_shards in the musicnn env; rows per clip, hop, and the same values
     as the other process (deterministic across processes)."""
     paths = [audio_files["ten"], audio_files["one"], audio_files["stereo"]]
-    rows = []
-    for p in paths:
-        i = sf.info(p)
-        rows.append((p.stem, str(p), i.frames / i.samplerate, i.samplerate, i.channels, i.frames, i.format,
-                     i.subtype, "Music"))
-    man = tmp_path / "manifest.csv"
-    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(man, index=False)
+    man = write_manifest(tmp_path, paths, label="Music")
     out = tmp_path / "MTT_musicnn.h5"
     run_env(EXTRACT, str(man), str(out))
     e = store.read_embeddings(out)

@@ -20,7 +20,7 @@ from soundsim.datasets import csv_folder, demo, fsd50k
 from soundsim.datasets.common import Collection
 from soundsim.errors import ConfigError
 
-__all__ = ["Collection", "load_collection", "demo_source_dir"]
+__all__ = ["Collection", "csv_folder", "demo", "demo_source_dir", "fsd50k", "load_collection"]
 
 
 def demo_source_dir(results_dir: str | Path, name: str) -> Path:
