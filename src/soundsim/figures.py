@@ -78,14 +78,16 @@ def _settings_text(df: pd.DataFrame, col: str = "setting") -> str:
     return "; ".join(T.setting_label(s) for s in sorted(df[col].astype(str).unique()))
 
 
-def _title(what: str, collection: str | None) -> str:
-    return f"{what} ({collection})" if collection else what
+def _title(what: str, collection: str | None, setting: str = "") -> str:
+    """``what (collection)``, with a second line naming the setting when given."""
+    title = f"{what} ({collection})" if collection else what
+    return title + (f"\nsetting: {setting}" if setting else "")
 
 
 def save(fig: Figure, path: str | Path, tight: bool = True) -> list[Path]:
     """Save ``fig`` as ``<path>.png`` (150 dpi) and ``<path>.pdf`` (any suffix
     of ``path`` is replaced), each atomically, with a tight bounding box
-    (unless ``tight`` is false: the whole figure)."""
+    (unless ``tight`` is false: the whole figure); the figure is cleared afterwards."""
     base = Path(path)
     if base.suffix.lower() in (".png", ".pdf"):
         base = base.with_suffix("")
@@ -95,6 +97,7 @@ def save(fig: Figure, path: str | Path, tight: bool = True) -> list[Path]:
         with atomic_path(dst) as tmp:
             fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight" if tight else None, pad_inches=0.1)
         out.append(dst)
+    fig.clear()
     return out
 
 
@@ -179,9 +182,7 @@ def grid_heatmap(
     _rotate_xticks(ax, 35)
     ax.tick_params(axis="y", labelrotation=0)
     ax.set_title(_title(f"{model} / {variation}: macro {metric.upper()}", collection), fontsize=10)
-    out = save(fig, path)
-    fig.clear()
-    return out
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------- Fig. 2
@@ -206,12 +207,8 @@ def family_heatmap(
     ax.set_ylabel("model")
     _rotate_xticks(ax, 30)
     ax.tick_params(axis="y", labelrotation=0)
-    setting = _settings_text(df)
-    ax.set_title(_title(f"Family-averaged {metric.upper()} per model", collection)
-                 + (f"\nsetting: {setting}" if setting else ""), fontsize=10)
-    out = save(fig, path)
-    fig.clear()
-    return out
+    ax.set_title(_title(f"Family-averaged {metric.upper()} per model", collection, _settings_text(df)), fontsize=10)
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------- model comparison
@@ -276,9 +273,7 @@ def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str 
     fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
     fig.suptitle(_title("Semantic sound similarity per model (averages of class-wise metrics)", collection),
                  fontsize=10)
-    out = save(fig, path)
-    fig.clear()
-    return out
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------- per label
@@ -338,12 +333,8 @@ def per_label(
         _rotate_xticks(ax, 30)
     ax.set_ylabel(f"label ({n_lab}, sorted by mean over models)")
     ax.set_xlabel("model" + ("  (grey: undefined, label with a single clip)" if np.isnan(values).any() else ""))
-    setting = _settings_text(data)
-    fig.suptitle(_title(f"Class-wise {metric.upper()} per label", collection)
-                 + (f"\nsetting: {setting}" if setting else ""), fontsize=10)
-    out = save(fig, path)
-    fig.clear()
-    return out
+    fig.suptitle(_title(f"Class-wise {metric.upper()} per label", collection, _settings_text(data)), fontsize=10)
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------- all
@@ -354,9 +345,7 @@ def placeholder(path: str | Path, message: str, collection: str | None = None) -
     fixed when there is nothing to draw, e.g. no family data)."""
     fig = _new_figure(6, 1.6)
     fig.text(0.5, 0.5, _title(message, collection), ha="center", va="center", wrap=True, fontsize=10)
-    out = save(fig, path, tight=False)
-    fig.clear()
-    return out
+    return save(fig, path, tight=False)
 
 
 def _safe(name: Any) -> str:
