@@ -128,3 +128,48 @@ def venv_bin() -> Path:
 
     return Path(sys.executable).parent
 
+
+
+# Model environments (issue 6): code that must run in .venvs/<env> goes through
+# run_offline(), which refuses every network connection in that process.
+OFFLINE_PRELUDE = '''
+import socket as _socket
+def _no_network(*args, **kwargs):
+    raise OSError("network access is disabled in soundsim's model tests")
+_socket.socket.connect = _no_network
+_socket.socket.connect_ex = _no_network
+_socket.create_connection = _no_network
+_socket.getaddrinfo = _no_network
+'''
+
+
+def env_python(env: str) -> Path:
+    """The interpreter of model environment ``env`` (the test runner's own for 'soundsim');
+    skips the test, saying how to build it, when the environment is not built."""
+    import sys
+
+    if env == "soundsim":
+        return Path(sys.executable)
+    folder = ROOT / ".venvs" / env
+    if not ((folder / "bin" / "python").is_file() and (folder / ".soundsim-installed").is_file()):
+        pytest.skip(f"model environment {env!r} is not built ({folder}): run `make envs ENVS={env}`")
+    return folder / "bin" / "python"
+
+
+def run_offline(env: str, code: str, *args: str, timeout: int = 600) -> str:
+    """Run ``code`` (a Python script taking ``args``) in environment ``env`` with
+    networking disabled (socket connect/getaddrinfo raise OSError; the Hugging Face
+    and Torch hub caches point at an empty folder). Returns stdout; a failure
+    fails the test with the end of stderr."""
+    import os
+    import subprocess
+    import tempfile
+
+    py = env_python(env)
+    with tempfile.TemporaryDirectory() as empty:
+        env_vars = dict(os.environ, HF_HOME=empty, TORCH_HOME=empty, XDG_CACHE_HOME=empty,
+                        TF_CPP_MIN_LOG_LEVEL="2", OMP_NUM_THREADS="1")
+        proc = subprocess.run([str(py), "-c", OFFLINE_PRELUDE + code, *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, env=env_vars, cwd=empty)
+    assert proc.returncode == 0, f"in env {env!r}: exit {proc.returncode}\n{proc.stderr[-4000:]}"
+    return proc.stdout
