@@ -50,6 +50,19 @@ def test_resolve_weights(tmp_path):
         models.resolve_weights(required, "a", None)
 
 
+def test_weights_dir_finds_official_file_names(tmp_path):
+    """weights_dir: a variation without its own path uses <weights_dir>/<official file name>."""
+    inf = models.ModelInfo("m", ("a", "b"), "a", 16000, "clip", None, 8, "soundsim", "d", weights="required",
+                           weights_hint="M-a.ckpt / M-b.ckpt", weight_files={"a": "M-a.ckpt", "b": "M-b.ckpt"})
+    (tmp_path / "M-a.ckpt").write_bytes(b"x")
+    assert models.resolve_weights(inf, "a", None, tmp_path) == str(tmp_path / "M-a.ckpt")
+    own = tmp_path / "own.ckpt"
+    own.write_bytes(b"y")
+    assert models.resolve_weights(inf, "a", {"a": str(own)}, tmp_path) == str(own)  # an explicit path wins
+    with pytest.raises(ConfigError, match=r"models.m.weights.b: no weights path given; looked for .*M-b.ckpt"):
+        models.resolve_weights(inf, "b", None, tmp_path)
+
+
 def test_aisfx_bundled_weights_shape_and_determinism():
     m = models.load("aisfx")
     x = tone(5.0, 44100, 1, freq=330).ravel().astype(np.float32)
@@ -87,3 +100,37 @@ def test_models_cli_lists_models(capsys):
                                            "weights", "in", "config"]
     line = next(ln for ln in out.splitlines() if ln.startswith("aisfx"))
     assert "x-sequential-ce *" in line and "soundsim" in line and "512" in line and "bundled" in line
+
+
+def test_models_cli_weights_status(tmp_path, capsys):
+    """Each variation says whether its weights were found, from the config's paths or weights_dir."""
+    from soundsim.cli import main
+
+    own = tmp_path / "mine.pth"
+    own.write_bytes(b"x")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"collection: {{name: d, kind: demo}}\nweights_dir: {tmp_path}\n"
+                   f"models:\n  aisfx: {{weights: {{x-sequential-ce: {own}}}}}\n"
+                   f"  musicnn: {{weights: {{MSD_musicnn: {tmp_path / 'gone'}}}}}\n")
+    assert main(["models", "--config", str(cfg)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"found: {own}" in next(ln for ln in lines if ln.startswith("aisfx"))
+    assert f"not found: {tmp_path / 'gone'}" in next(ln for ln in lines if "MSD_musicnn" in ln)
+    assert "bundled" in next(ln for ln in lines if "MTT_musicnn" in ln)
+    for name, inf in models.available().items():
+        if inf.weights == "required":
+            line = next(ln for ln in lines if ln.startswith(name + " "))
+            assert ("not found: " + str(tmp_path)) in line or "not configured" in line
+
+
+def test_models_cli_paper_table(capsys):
+    """--paper: one row per model of the paper's Table II, with its metadata."""
+    from soundsim.cli import main
+
+    assert main(["models", "--paper", "--config", ""]) == 0
+    out = capsys.readouterr().out
+    paper = {n: i for n, i in models.available().items() if i.paper is not None}
+    assert f"({len(paper)} models of the paper's Table II" in out
+    for name, inf in paper.items():
+        line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
+        assert inf.paper.modality in line and str(inf.paper.dims) in line and inf.env in line

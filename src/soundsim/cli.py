@@ -70,33 +70,57 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_status(inf, variation: str, mcfg: dict, weights_dir: str | None) -> str:
+    """'found: <path>', 'not found: <path>', 'bundled' or 'not configured'."""
+    from soundsim import models
+
+    path = (mcfg.get("weights") or {}).get(variation)
+    if path:
+        return ("found: " if Path(path).exists() else "not found: ") + str(path)
+    default = models.default_weights_path(inf, variation, weights_dir)
+    if default is not None and default.exists():
+        return f"found: {default}"
+    if inf.weights == "bundled":
+        return "bundled"
+    return f"not found: {default}" if default is not None else "not configured"
+
+
+def _print_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for r in [head, *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from soundsim import models
     from soundsim.envs import env_status
 
-    cfg_models = {}
+    cfg: dict = {"models": {}}
     if args.config and Path(args.config).is_file():
         from soundsim.config import load_config
 
-        cfg_models = load_config(args.config, args.schema)["models"]
+        cfg = load_config(args.config, args.schema)
+    cfg_models = cfg["models"]
+    weights_dir = args.weights_dir or cfg.get("weights_dir")
+    if args.paper:
+        rows = [(name, inf.paper.modality, inf.paper.objective, inf.paper.params, inf.paper.data_size,
+                 str(inf.paper.dims), inf.default_variation, ", ".join(inf.variations), inf.env)
+                for name, inf in models.available().items() if inf.paper is not None]
+        _print_table(("model", "modality", "objective", "params", "data", "dims", "default", "variations", "env"),
+                     rows)
+        print(f"({len(rows)} models of the paper's Table II; dims: native embedding size as in the paper)")
+        return 0
     rows = []
     for name, inf in models.available().items():
         mcfg = cfg_models.get(name, {})
         wanted = mcfg.get("variations") or [inf.default_variation]
         for v in inf.variations:
-            if inf.weights == "bundled" and not (mcfg.get("weights") or {}).get(v):
-                weights = "bundled"
-            else:
-                path = (mcfg.get("weights") or {}).get(v)
-                weights = "missing" if not path else ("found" if Path(path).exists() else f"not found: {path}")
             enabled = "yes" if name in cfg_models and mcfg.get("enabled", True) and v in wanted else ""
             rows.append((name, v + (" *" if v == inf.default_variation else ""), inf.env, env_status(inf.env),
-                         inf.level, str(inf.dim_of(v)), str(inf.sample_rate), weights, enabled))
-    head = ("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    for r in [head, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-    print("(* default variation)")
+                         inf.level, str(inf.dim_of(v)), str(inf.sample_rate),
+                         _weights_status(inf, v, mcfg, weights_dir), enabled))
+    _print_table(("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config"), rows)
+    print("(* default variation; weights: models.<name>.weights.<variation>, else <weights_dir>/<official file name>)")
     return 0
 
 
@@ -187,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ml = sub.add_parser("models", help="list registered models, variations, environments and whether weights are found")
     ml.add_argument("--config", default="config.yaml", help="config whose models: section is checked (default: config.yaml)")
+    ml.add_argument("--weights-dir", help="folder of weights under their official file names (default: the config's weights_dir)")
+    ml.add_argument("--paper", action="store_true", help="one row per model of the paper's Table II: modality, objective, "
+                    "parameters, training data, native dims")
     ml.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
     ml.set_defaults(func=_cmd_models)
 

@@ -29,7 +29,7 @@ MODELS = {n: m for n, m in config["models"].items() if m.get("enabled", True)}
 try:
     registry.check_models_config(MODELS)
     WEIGHTS = {
-        (n, v): registry.resolve_weights(registry.info(n), v, m.get("weights"))
+        (n, v): registry.resolve_weights(registry.info(n), v, m.get("weights"), config.get("weights_dir"))
         for n, m in MODELS.items()
         for v in m.get("variations") or [registry.info(n).default_variation]
     }

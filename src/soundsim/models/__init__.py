@@ -56,6 +56,7 @@ class ModelInfo:
     description: str
     weights: Literal["bundled", "required"] = "required"  # bundled: shipped by a PyPI package
     weights_hint: str = ""  # official file name(s) and where to get them
+    weight_files: Mapping[str, str] = field(default_factory=dict)  # variation -> official file (or folder) name
     min_duration: float = 0.0  # seconds; shorter clips are zero-padded at the end to this length
     long_clips: str = "every frame of the whole clip is embedded"  # how long clips are handled
     collection_transform: str | None = None  # applied over the whole collection at merge ('minmax')
@@ -121,15 +122,27 @@ def info(name: str) -> ModelInfo:
     return get(name).INFO
 
 
-def resolve_weights(info: ModelInfo, variation: str, weights: Mapping[str, str] | None) -> str | None:
-    """The local weights path for ``variation`` from the config's ``weights:``
-    mapping; None for bundled weights. A required, missing file is a ConfigError."""
+def default_weights_path(info: ModelInfo, variation: str, weights_dir: str | Path | None) -> Path | None:
+    """``<weights_dir>/<official file name>`` of ``variation``, or None when either is unknown."""
+    name = info.weight_files.get(variation)
+    return Path(weights_dir) / name if weights_dir and name else None
+
+
+def resolve_weights(info: ModelInfo, variation: str, weights: Mapping[str, str] | None,
+                    weights_dir: str | Path | None = None) -> str | None:
+    """The local weights path of ``variation``: the config's ``models.<name>.weights.<variation>``
+    if given, else ``<weights_dir>/<official file name>`` (``INFO.weight_files``) if that
+    exists, else None for bundled weights. A required, missing file is a ConfigError."""
     path = (weights or {}).get(variation)
     if path is None:
+        default = default_weights_path(info, variation, weights_dir)
+        if default is not None and default.exists():
+            return str(default)
         if info.weights == "bundled":
             return None
+        looked = f"; looked for {default}" if default is not None else ""
         raise ConfigError(
-            f"models.{info.name}.weights.{variation}: no weights path given; this model needs local weights "
+            f"models.{info.name}.weights.{variation}: no weights path given{looked}; this model needs local weights "
             f"({info.weights_hint or 'see the README model table'})"
         )
     if not Path(path).exists():
