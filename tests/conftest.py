@@ -173,3 +173,31 @@ def run_offline(env: str, code: str, *args: str, timeout: int = 600) -> str:
                               text=True, timeout=timeout, env=env_vars, cwd=empty)
     assert proc.returncode == 0, f"in env {env!r}: exit {proc.returncode}\n{proc.stderr[-4000:]}"
     return proc.stdout
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "model_env(name): runs code in the model environment .venvs/<name> "
+                            "(skipped, saying how to build it, when it is not built)")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say which model environments the model tests ran in and which were skipped."""
+    used: dict[str, set[str]] = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for rep in terminalreporter.stats.get(outcome, []):
+            env = getattr(rep, "model_env", None)
+            if env:
+                used.setdefault(env, set()).add(outcome)
+    if used:
+        terminalreporter.section("model environments")
+        for env, outcomes in sorted(used.items()):
+            state = "SKIPPED (not built: make envs ENVS=%s)" % env if outcomes == {"skipped"} else "ran"
+            terminalreporter.write_line(f"{env}: {state}; outcomes {', '.join(sorted(outcomes))}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    marker = item.get_closest_marker("model_env")
+    if marker and marker.args:
+        outcome.get_result().model_env = marker.args[0]

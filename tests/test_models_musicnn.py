@@ -18,6 +18,8 @@ from soundsim import models, store
 
 from conftest import ROOT, tone, write_manifest
 
+pytestmark = pytest.mark.model_env("musicnn")
+
 ENV = ROOT / ".venvs" / "musicnn"
 PY = ENV / "bin" / "python"
 
