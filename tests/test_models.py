@@ -134,3 +134,15 @@ def test_models_cli_paper_table(capsys):
     for name, inf in paper.items():
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert inf.paper.modality in line and str(inf.paper.dims) in line and inf.env in line
+
+
+def test_registry_import_is_light():
+    """Importing the registry imports every model module, but no heavy package: those load in load()."""
+    import subprocess
+    import sys
+
+    code = ("import sys, soundsim.models as m; m.available(); "
+            "heavy = sorted({'torch', 'tensorflow', 'essentia', 'transformers', 'laion_clap', 'msclap', "
+            "'librosa', 'timm'} & set(sys.modules)); print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing soundsim.models imported {out}"
