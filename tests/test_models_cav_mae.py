@@ -87,15 +87,17 @@ RUN = textwrap.dedent(
     m = models.load("cav-mae", "as_46.6", weights=ft)
     res["dim"] = np.array(m.embedder.dim)
     for f in files:
-        y, _ = audio.load(f, 16000)
+        y, _ = audio.load(f, 44100)
         key = f.rsplit("/", 1)[-1].split(".")[0]
         res[key] = m.embed(y)
         res[key + "_again"] = m.embed(y)
         res[key + "_clip"] = extract.embed_clip(m, f)
-    y, _ = audio.load(files[2], 16000)  # 25 s: change everything after 10.24 s (164080 samples)
+    y, _ = audio.load(files[2], 44100)  # 25 s: change everything after 10.24 s (1023 * 441 + 1102 samples)
     y2 = y.copy()
-    y2[164080:] = np.random.default_rng(5).standard_normal(len(y) - 164080).astype(np.float32) * 0.3
+    y2[452245:] = np.random.default_rng(5).standard_normal(len(y) - 452245).astype(np.float32) * 0.3
     res["tail_changed"] = m.embed(y2)
+    native = models.load("cav-mae", "as_46.6", weights=ft, options={"native_rate": True})
+    res["native"], res["native_again"] = native.embed(y), native.embed(y)
     res["tokens"] = m.embedder.tokens(y).numpy()
     res["pre"] = models.load("cav-mae", "audio_model.21", weights=pre).embed(y)
     shard = extract.extract_shard(man, "cav-mae", "as_46.6", 0, 1, out + ".shard.h5", weights=ft, progress=False)
@@ -141,7 +143,7 @@ def result(checkpoints, tmp_path_factory) -> dict:
 def test_info():
     inf = models.info("cav-mae")
     assert (inf.name, inf.variations, inf.default_variation) == ("cav-mae", ("as_46.6", "audio_model.21"), "as_46.6")
-    assert (inf.sample_rate, inf.level, inf.hop, inf.dim, inf.env) == (16000, "clip", None, 768, "soundsim")
+    assert (inf.sample_rate, inf.level, inf.hop, inf.dim, inf.env) == (44100, "clip", None, 768, "soundsim")
     assert inf.paper == models.PaperInfo("A & I", "Audiovisual correspondence", "85M", "1.8M", 768)
     assert inf.weights == "required" and inf.needs_gpu and inf.min_duration == 0.0
     assert dict(inf.weight_files) == {"as_46.6": "as_46.6.pth", "audio_model.21": "audio_model.21.pth"}
@@ -177,6 +179,13 @@ def test_only_the_first_10_24_seconds_count(result):
     np.testing.assert_allclose(result["tail_changed"], result["long"], rtol=0, atol=1e-4)
 
 
+def test_native_rate_option(result):
+    """native_rate: the model's own 16 kHz input instead of the paper's 44.1 kHz fbank."""
+    assert result["native"].shape == (1, WIDTH) and result["native"].dtype == np.float32
+    assert np.array_equal(result["native"], result["native_again"])
+    assert not np.allclose(result["native"], result["long"], atol=1e-3)
+
+
 def test_extraction(result):
     e = result["h5"]
     assert e.fnames == ["one", "ten", "long", "stereo44k"] and e.failed == []
@@ -209,5 +218,5 @@ def test_errors(checkpoints, tmp_path):
     torch.save(broken, tmp_path / "broken.pth")
     with pytest.raises(ConfigError, match=r"does not match the architecture: missing blocks_u.0.norm1_a.weight"):
         models.load("cav-mae", weights=str(tmp_path / "broken.pth"))
-    with pytest.raises(TypeError, match="cav-mae takes no options"):
+    with pytest.raises(TypeError, match=r"cav-mae takes the option 'native_rate', got \['layer'\]"):
         models.load("cav-mae", weights=str(checkpoints["as_46.6"]), options={"layer": "x"})

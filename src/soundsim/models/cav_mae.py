@@ -28,11 +28,14 @@ from the tensors' shapes; heads = width / 64.
 Input, exactly as the authors' extractor and CAV-MAE's ``dataloader.py``
 (``_wav2fbank`` in eval mode):
 
-* 16 kHz mono (the rate CAV-MAE was trained on: its ``extract_audio.py``
-  resamples AudioSet to 16 kHz). NOTE: the authors' extractor computed the fbank
-  at each file's own rate (``torchaudio.load`` without resampling, so 44.1 kHz
-  for FSD50K: mel bands up to 22 kHz and 1102-sample frames), which differs from
-  training; soundsim follows the model's training input instead;
+* the clip at 44.1 kHz (``INFO.sample_rate``), the fbank computed at that rate
+  (25 ms = 1102-sample frames every 441 samples, mel bands up to 22.05 kHz), as the
+  paper's authors did: their extractor called ``torchaudio.load`` without resampling
+  and passed the file's own rate (44.1 kHz for all of FSD50K) to the fbank. That is
+  the default so that soundsim reproduces the paper's numbers. CAV-MAE itself was
+  trained on 16 kHz audio (its ``extract_audio.py`` resamples AudioSet to 16 kHz):
+  option ``native_rate: true`` resamples the clip to 16 kHz (soxr, very high quality)
+  before the fbank, the model's own input;
 * waveform minus its mean (over the whole clip), Kaldi fbank
   (:func:`soundsim.models._kaldi.fbank_torch` = ``torchaudio.compliance.kaldi.fbank``
   with ``htk_compat=True, use_energy=False, window_type='hanning',
@@ -77,7 +80,8 @@ import numpy as np
 from soundsim.errors import ConfigError
 from soundsim.models import ModelInfo, PaperInfo
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 44100  # the paper's input (FSD50K's own rate); see the module docstring
+NATIVE_RATE = 16000  # CAV-MAE's training rate (option native_rate)
 NUM_MEL_BINS = 128
 FBANK_MEAN, FBANK_STD = -5.081, 4.4849  # AudioSet statistics (CAV-MAE README / dataloader)
 PATCH = 16
@@ -157,6 +161,7 @@ class CavMaeEmbedder:
         va.load_exact(net, state, where, str(weights))
         self.net = net.to(device).eval()
         self.device = device
+        self.native_rate = False  # load(..., native_rate=True): resample to 16 kHz first
         self.dim = int(dim)
         self.torch = torch
 
@@ -165,12 +170,19 @@ class CavMaeEmbedder:
         torch = self.torch
         from soundsim.models._kaldi import fbank_torch
 
-        x = torch.as_tensor(np.asarray(waveform, dtype=np.float32).reshape(-1))
+        y = np.asarray(waveform, dtype=np.float32).reshape(-1)
+        rate = SAMPLE_RATE
+        if self.native_rate:
+            import soxr
+
+            y, rate = soxr.resample(y, SAMPLE_RATE, NATIVE_RATE, quality="VHQ").astype(np.float32), NATIVE_RATE
+        x = torch.as_tensor(y)
         if x.numel():
             x = x - x.mean()
         # frames depend only on their own samples: cut to what the first target_length frames use
-        x = x[: (self.target_length - 1) * 160 + 400]
-        fbank = fbank_torch(x.numpy(), SAMPLE_RATE, NUM_MEL_BINS, "hanning")
+        size, shift = int(rate * 0.025), int(rate * 0.010)
+        x = x[: (self.target_length - 1) * shift + size]
+        fbank = fbank_torch(x.numpy(), rate, NUM_MEL_BINS, "hanning")
         p = self.target_length - fbank.shape[0]
         if p > 0:
             fbank = torch.nn.functional.pad(fbank, (0, 0, 0, p))
@@ -191,6 +203,11 @@ class CavMaeEmbedder:
 
 
 def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> CavMaeEmbedder:
-    if options:
-        raise TypeError(f"cav-mae takes no options, got {sorted(options)}")
-    return CavMaeEmbedder(variation, weights, device)
+    """Option ``native_rate`` (default false: the fbank at 44.1 kHz, as the paper;
+    true: resample to CAV-MAE's 16 kHz training rate first)."""
+    unknown = sorted(set(options) - {"native_rate"})
+    if unknown:
+        raise TypeError(f"cav-mae takes the option 'native_rate', got {unknown}")
+    emb = CavMaeEmbedder(variation, weights, device)
+    emb.native_rate = bool(options.get("native_rate", False))
+    return emb
