@@ -11,15 +11,21 @@ TORCH  := $(shell grep -E '^torch==' requirements.txt)
 CORES  ?= all
 PYTEST_ARGS ?=
 PIP    := python -m pip install --quiet --disable-pip-version-check
-# Model environments the default config needs (envs/<env>.txt -> .venvs/<env>).
-ENVS   ?= musicnn
-ENV_STAMPS := $(foreach e,$(ENVS),.venvs/$(e)/.soundsim-installed)
+# Model environments (envs/<env>.txt -> .venvs/<env>): the default config (make demo)
+# needs DEMO_ENVS; the test suite runs the model tests of every env in TEST_ENVS
+# (a model test whose env is not built is skipped, saying so); `make envs` builds ENVS.
+DEMO_ENVS ?= musicnn
+TEST_ENVS ?= musicnn essentia-tf msclap laion-clap
+ENVS   ?= $(TEST_ENVS)
+stamps = $(foreach e,$(1),.venvs/$(e)/.soundsim-installed)
 
-.PHONY: help setup envs demo test lint dryrun
+.PHONY: help setup envs demo test test-models lint dryrun
 
 help:
 	@echo "make demo   - set up .venv and run the workflow on the demo collection (results/demo/)"
-	@echo "make test   - set up .venv and run the test suite"
+	@echo "make test   - set up .venv and the model envs (TEST_ENVS), run the test suite"
+	@echo "make envs   - build the model environments .venvs/<env> (ENVS=\"a b\" to choose)"
+	@echo "make test-models - only the model tests (tests/test_models*.py)"
 	@echo "make lint   - snakemake --lint"
 	@echo "make dryrun - snakemake -n (plan the DAG)"
 
@@ -44,17 +50,20 @@ $(STAMP): requirements.txt requirements.nodeps.txt pyproject.toml
 	.venvs/$*/bin/$(PIP) --no-deps -e .
 	@touch $@
 
-setup: $(STAMP) $(ENV_STAMPS)
+setup: $(STAMP) $(call stamps,$(DEMO_ENVS))
 
-envs: $(ENV_STAMPS)
+envs: $(STAMP) $(call stamps,$(ENVS))
 
 demo: setup
 	$(BIN)/snakemake --cores $(CORES)
 	$(BIN)/snakemake --report results/demo/report.html
 	@echo ">> demo outputs are under results/demo/: manifest.csv, labels.csv, families.json, bad_audio.csv, embeddings/, metrics/, tables/, figures/, report.html, logs/"
 
-test: setup
+test: setup $(call stamps,$(TEST_ENVS))
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-models: setup $(call stamps,$(TEST_ENVS))
+	$(BIN)/python -m pytest tests/test_models*.py $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/snakemake --lint
