@@ -16,6 +16,7 @@ include: "workflow/rules/collection.smk"
 include: "workflow/rules/extract.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/listening.smk"
 
 
 rule all:

@@ -146,3 +146,28 @@ def test_registry_import_is_light():
             "'librosa', 'timm'} & set(sys.modules)); print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"importing soundsim.models imported {out}"
+
+
+def test_registry_holds_every_row_of_the_papers_table_2():
+    """The 14 rows of Table II, with the paper's metadata and best variations (../shared reference data)."""
+    import re
+
+    import pandas as pd
+
+    from conftest import SHARED
+
+    folder = SHARED / "data" / "paper"
+    if not (folder / "table2.csv").is_file():
+        pytest.skip("../shared/data/paper/table2.csv is absent")
+    key = lambda s: re.sub(r"[^0-9a-z]", "", str(s).lower())  # noqa: E731
+    paper = {key(n): inf for n, inf in models.available().items() if inf.paper is not None}
+    table2 = pd.read_csv(folder / "table2.csv", dtype=str)
+    assert sorted(paper) == sorted(key(m) for m in table2["model"]) and len(paper) == 14
+    for row in table2.itertuples():
+        p = paper[key(row.model)].paper
+        assert key(p.modality) == key(row.modality), row.model
+        assert (p.objective, p.params, p.data_size, str(p.dims)) == (row.objective, row.params, row.data_size,
+                                                                      row.dims), row.model
+    for row in pd.read_csv(folder / "table1_best_variations.csv", dtype=str).itertuples():
+        inf = paper[key(row.model)]
+        assert key(inf.default_variation) == key(row.variation), f"{row.model}: paper's best is {row.variation}"

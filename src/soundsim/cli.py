@@ -8,6 +8,7 @@
     soundsim merge SHARD.h5 ... --out MERGED.h5
     soundsim evaluate EMB.h5 --ground-truth GT.csv [--families F.json] [--aggregation ...] [--pca ...]
              [--search ...] [--cutoffs 15 150] --out DIR [--seed 0] [--intersect]
+    soundsim listen [--collection demo] [--results results] [--host 127.0.0.1] [--port 8000] [--config ...]
 
 Errors in the user's input (config, collection, audio) print one clear message
 and exit with status 2; ``--debug`` shows the traceback.
@@ -176,6 +177,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_listen(args: argparse.Namespace) -> int:
+    try:
+        from soundsim.listen.app import LOOPBACK, create_app
+    except ImportError as e:  # flask is an optional dependency
+        raise SoundsimError(f"soundsim listen needs Flask ({e}); install it: pip install flask") from e
+
+    results, collection = args.results, args.collection
+    if args.config is not None or results is None or collection is None:
+        cfg_path = Path(args.config or "config.yaml")
+        if cfg_path.is_file():
+            from soundsim.config import load_config
+
+            cfg = load_config(cfg_path, args.schema)
+            results = results or cfg["results"]
+            collection = collection or cfg["collection"]["name"]
+        elif args.config is not None:
+            raise SoundsimError(f"{cfg_path}: config file not found")
+    results, collection = results or "results", collection or "demo"
+    if args.host not in LOOPBACK:
+        log.warning("listening on %s: anyone who can reach this address can play the collection's audio and "
+                    "add ratings", args.host)
+    app = create_app(results, collection, trusted_hosts=None if args.host not in LOOPBACK else sorted(LOOPBACK))
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"soundsim listen: {Path(results) / collection} at http://{host}:{args.port}/  (Ctrl-C stops)", flush=True)
+    app.run(host=args.host, port=args.port, debug=False, use_reloader=False, threaded=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="soundsim",
@@ -262,6 +291,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--save-processed", action="store_true",
                     help="also write each processed matrix to OUT/processed/agg-<a>_pca-<p>.h5")
     ev.set_defaults(func=_cmd_evaluate)
+
+    li = sub.add_parser(
+        "listen",
+        help="serve the listening page: compare systems' top results by ear and record ratings",
+        description="A local web page over the workflow's results: pick a class, a query clip is drawn (seeded) "
+        "or chosen, up to 4 systems (default: each model's best setting) show their top 15 results side by "
+        "side with scores, labels and AP@15; listeners rate each list (1-5), in blind mode without names. "
+        "Ratings go to <results>/<collection>/listening/ratings.sqlite; `snakemake listening` then writes "
+        "tables/listening.csv and figures/listening.png. Binds to 127.0.0.1 unless --host says otherwise.",
+    )
+    li.add_argument("--collection", help="collection name, results/<collection>/ (default: the config's, else demo)")
+    li.add_argument("--results", help="results folder (default: the config's 'results', else results)")
+    li.add_argument("--host", default="127.0.0.1",
+                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
+    li.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    li.add_argument("--config", help="config whose results/collection.name are used (default: config.yaml if present)")
+    li.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    li.set_defaults(func=_cmd_listen)
     return p
 
 
