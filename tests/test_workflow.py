@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from soundsim import store
+
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -108,6 +110,16 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     assert s["macro"]["map@15"] <= best.loc["aisfx", "map@15"]
     for f in ["grid/aisfx__x-sequential-ce", "families", "models", "per_label"]:
         assert (res / "figures" / f"{f}.png").stat().st_size > 10_000 and (res / "figures" / f"{f}.pdf").is_file()
+    # per-query values beside every summary; intervals around the macro values; pairwise tests
+    for row in all_settings.itertuples(index=False):
+        pq = pd.read_parquet(res / "metrics" / row.model / row.variation / row.setting / "per_query.parquet")
+        macro = pq.dropna().groupby("label")["ap@15"].mean().mean()
+        assert abs(macro - row[all_settings.columns.get_loc("map@15")]) < 1e-12
+    assert (all_settings["map@15_lo"] <= all_settings["map@15"]).all()
+    assert (all_settings["map@15"] <= all_settings["map@15_hi"]).all()
+    pairwise = pd.read_csv(res / "tables" / "pairwise.csv")
+    assert len(pairwise) == (3 if n == 2 else 0)  # one pair x 3 metrics, best setting only (no PCA 100)
+    assert (res / "figures" / "significance.png").is_file() and (res / "figures" / "significance.pdf").is_file()
 
     again = snakemake(venv_bin, tmp_path)
     assert again.returncode == 0
@@ -173,3 +185,33 @@ def test_incremental_runs_plan_only_what_is_new(venv_bin, tmp_path):
         (ROOT / "src" / "soundsim" / f).touch()  # shared code "edited": not a rerun trigger
     plan = snakemake(venv_bin, tmp_path, "-n")
     assert plan.returncode == 0 and "Nothing to be done" in plan.stdout + plan.stderr
+
+
+@pytest.mark.slow
+def test_a_paper_model_found_in_weights_dir_runs_end_to_end(venv_bin, tmp_path):
+    """Enable a paper model and point weights_dir at a folder holding its official file name:
+    the workflow extracts, evaluates and tabulates it (wav2clip, a small random checkpoint in
+    the official format)."""
+    import torch
+
+    from soundsim.models import _wav2clip_net as net
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.manual_seed(0)
+    enc, proj = net.ResNet((1, 1, 1, 1)), net.MLPLayers((512, 512, 512))
+    sd = {"audio_encoder." + k: v for k, v in enc.state_dict().items()}
+    sd.update({"audio_transform." + k: v for k, v in proj.state_dict().items()})
+    torch.save(sd, weights / "Wav2CLIP.pt")
+    cfg = write_config(tmp_path, {"wav2clip": {"variations": ["base"]}}, grid={**SMALL_GRID, "searches": ["mcss"]})
+    cfg.write_text(cfg.read_text() + f"weights_dir: {weights}\n")
+    r = snakemake(venv_bin, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert job_counts(r.stderr)["extract_shard"] == 1
+    emb = store.read_embeddings(tmp_path / "results/demo/embeddings/wav2clip/base.h5")
+    assert emb.embeddings.shape == (38, 512) and emb.attrs["weights"] == str(weights / "Wav2CLIP.pt")
+    best = pd.read_csv(tmp_path / "results/demo/tables/best_settings.csv")
+    assert best["model"].tolist() == ["wav2clip"] and best["map@15"].between(0, 1).all()
+    (weights / "Wav2CLIP.pt").unlink()
+    r = snakemake(venv_bin, tmp_path, "-n")
+    assert r.returncode != 0 and "looked for " + str(weights / "Wav2CLIP.pt") in r.stdout + r.stderr

@@ -28,17 +28,13 @@ C = f"{RESULTS}/{COLLECTION['name']}"
 MODELS = {n: m for n, m in config["models"].items() if m.get("enabled", True)}
 try:
     registry.check_models_config(MODELS)
-    WEIGHTS = {
-        (n, v): registry.resolve_weights(registry.info(n), v, m.get("weights"), config.get("weights_dir"))
-        for n, m in MODELS.items()
-        for v in m.get("variations") or [registry.info(n).default_variation]
-    }
+    WEIGHTS = registry.resolve_all_weights(MODELS, config.get("weights_dir"))
 except ConfigError as e:
     raise WorkflowError(str(e))
 SHARDS = config["extraction"]["shards"]
 GRID = config["grid"]
 SEARCHES = GRID["searches"]
-METRIC_FILES = ["per_label.csv", "per_family.csv", "summary.json", "rankings.h5"]
+METRIC_FILES = ["per_label.csv", "per_family.csv", "summary.json", "rankings.h5", "per_query.parquet"]
 
 
 def _alternatives(values):
@@ -121,6 +117,11 @@ def summary_files():
     ]
 
 
+def per_query_files():
+    """per_query.parquet of every configured setting (what the confidence intervals resample)."""
+    return [f[: -len("summary.json")] + "per_query.parquet" for f in summary_files()]
+
+
 def paper_table2():
     """The paper's Table II (CSV) to print beside soundsim's numbers, or '' (FSD50K only)."""
     path = config["evaluation"].get("paper_table2")
@@ -135,12 +136,13 @@ def paper_table2():
 def table_files():
     return [
         f"{C}/tables/{t}"
-        for t in ("all_settings.csv", "best_settings.csv", "models.csv", "models.md", "families.csv")
+        for t in ("all_settings.csv", "best_settings.csv", "models.csv", "models.md", "families.csv",
+                  "pairwise.csv")
     ]
 
 
 def figure_files():
-    names = [f"grid/{n}__{v}" for n, v in WEIGHTS] + ["families", "models", "per_label"]
+    names = [f"grid/{n}__{v}" for n, v in WEIGHTS] + ["families", "models", "per_label", "significance"]
     return [f"{C}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
 
 

@@ -150,6 +150,26 @@ def resolve_weights(info: ModelInfo, variation: str, weights: Mapping[str, str] 
     return str(path)
 
 
+def resolve_all_weights(models_cfg: Mapping[str, Any], weights_dir: str | Path | None = None
+                        ) -> dict[tuple[str, str], str | None]:
+    """(model, variation) -> weights path (None: bundled) for every configured variation;
+    one ConfigError listing every variation whose weights are missing."""
+    out: dict[tuple[str, str], str | None] = {}
+    problems = []
+    for name, cfg in models_cfg.items():
+        inf = info(name)
+        for v in cfg.get("variations") or [inf.default_variation]:
+            try:
+                out[(name, v)] = resolve_weights(inf, v, cfg.get("weights"), weights_dir)
+            except ConfigError as e:
+                problems.append(str(e))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"weights missing for {len(problems)} model variations:\n  " + "\n  ".join(problems))
+    return out
+
+
 def load(
     name: str,
     variation: str | None = None,
