@@ -171,3 +171,12 @@ def test_registry_holds_every_row_of_the_papers_table_2():
     for row in pd.read_csv(folder / "table1_best_variations.csv", dtype=str).itertuples():
         inf = paper[key(row.model)]
         assert key(inf.default_variation) == key(row.variation), f"{row.model}: paper's best is {row.variation}"
+
+
+def test_every_required_weight_has_an_official_file_name():
+    """weights_dir works for every model that needs weights: each variation names its official file."""
+    for name, inf in models.available().items():
+        if inf.weights == "required":
+            assert set(inf.weight_files) == set(inf.variations), name
+            assert all(f and "/" not in f for f in inf.weight_files.values()), name
+            assert inf.weights_hint, name
