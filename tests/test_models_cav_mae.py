@@ -201,7 +201,7 @@ def test_errors(checkpoints, tmp_path):
         models.load("cav-mae", weights=str(tmp_path / "nope.pth"))
     junk = tmp_path / "junk.pth"
     junk.write_bytes(np.random.default_rng(0).bytes(5000))
-    with pytest.raises(ConfigError, match=r"junk.pth is not a readable PyTorch checkpoint"):
+    with pytest.raises(ConfigError, match=r"junk.pth is not a PyTorch checkpoint"):
         models.load("cav-mae", weights=str(junk))
     with pytest.raises(ConfigError, match=r"not the fine-tuned as_46.6.pth.*use variation audio_model.21"):
         models.load("cav-mae", "as_46.6", weights=str(checkpoints["audio_model.21"]))

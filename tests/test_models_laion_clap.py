@@ -28,6 +28,8 @@ from soundsim import models, store
 
 from conftest import run_offline, write_manifest
 
+pytestmark = pytest.mark.model_env("laion-clap")
+
 ENV = "laion-clap"
 SR = 48000
 

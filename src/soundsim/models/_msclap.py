@@ -225,22 +225,12 @@ def build_encoder(spec: Spec) -> Any:
 
 
 def _torch_load(path: Path, where: str) -> Any:
-    import pickle
-
-    import torch
+    from soundsim.models import _torch_ckpt
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass  # pickles more than tensors (as torch.save of a training state may): load as msclap does
-    except Exception as e:  # noqa: BLE001 - anything else: not a torch file
-        raise ConfigError(f"{where}: {path} is not a PyTorch checkpoint ({type(e).__name__}: {e})") from e
-    try:
-        log.info("%s: %s is not loadable with weights_only=True; loading it with weights_only=False (as msclap)",
-                 where, path)
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001
-        raise ConfigError(f"{where}: {path} is not a PyTorch checkpoint ({type(e).__name__}: {e})") from e
+        return _torch_ckpt.read(path)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {path} is {e}") from e
 
 
 def audio_state_dict(spec: Spec, weights: str | None) -> dict[str, Any]:

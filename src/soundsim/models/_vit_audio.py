@@ -38,17 +38,12 @@ def load_state_dict(weights: str | None, where: str, hint: str) -> dict[str, Any
         raise ConfigError(f"{where}: {path} is not a file; expected a PyTorch checkpoint ({hint})")
     import torch
 
+    from soundsim.models import _torch_ckpt
+
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as e:  # files in torch's legacy (non-zip) format cannot be memory-mapped
-            if "mmap" not in str(e):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any failure to read is a bad weights file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"{where}: {path} is not a readable PyTorch checkpoint ({type(e).__name__}: {first}); "
-                          f"expected {hint}") from e
+        state = _torch_ckpt.read(path, mmap=True)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {path} is {e}; expected {hint}") from e
     if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{where}: {path} is not a state dict of tensors (got {type(state).__name__}); "
                           f"expected {hint}")

@@ -105,20 +105,15 @@ def _fail(variation: str, path: str, problem: str) -> ConfigError:
 
 def read_audio_state(path: str, variation: str) -> dict:
     """The ``audio.*`` entries of an AudioCLIP checkpoint, without the prefix; ConfigError otherwise."""
-    import pickle
-
-    import torch
+    from soundsim.models import _torch_ckpt
 
     p = Path(path)
     if not p.is_file():
         raise _fail(variation, path, "no such file" if not p.exists() else "not a file")
     try:
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # an older pickle with more than tensors: the user's own file
-            obj = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a file that is no checkpoint
-        raise _fail(variation, path, f"not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        obj = _torch_ckpt.read(p)
+    except ValueError as e:
+        raise _fail(variation, path, str(e)) from e
     if not isinstance(obj, dict):
         raise _fail(variation, path, f"holds a {type(obj).__name__}, not a state dict")
     state = {k[len("audio."):]: v for k, v in obj.items() if isinstance(k, str) and k.startswith("audio.")}

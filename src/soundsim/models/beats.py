@@ -142,18 +142,12 @@ def n_rows(n_samples: int) -> int:
 
 
 def _load_checkpoint(path: Path, key: str):
-    import pickle
-
-    import torch
+    from soundsim.models import _torch_ckpt
 
     try:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            log.info("%s: not loadable with weights_only=True; unpickling it fully", path)
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # zip/pickle errors of a file that is no torch checkpoint
-        raise ConfigError(f"{key}: {path} is not a PyTorch checkpoint ({type(e).__name__}: {e})") from e
+        ckpt = _torch_ckpt.read(path)
+    except ValueError as e:
+        raise ConfigError(f"{key}: {path} is {e}") from e
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("cfg"), dict) and isinstance(ckpt.get("model"), dict)):
         found = f"keys {first_few(map(str, ckpt), 5, quote=True)}" if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ConfigError(f"{key}: {path} is not an official BEATs checkpoint (expected a dict with 'cfg' and "

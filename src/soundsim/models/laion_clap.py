@@ -248,24 +248,16 @@ def build_audio_encoder(size: str, fusion: bool):
 def read_checkpoint(path: str, variation: str) -> dict[str, Any]:
     """The ``audio_branch.*`` / ``audio_projection.*`` tensors of an official
     checkpoint (``module.`` prefix removed); ConfigError for anything else."""
-    import pickle
-
-    import torch
-
     where = f"models.laion-clap.weights.{variation}: {path}"
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{where} does not exist or is not a file ({INFO.weights_hint})")
+    from soundsim.models import _torch_ckpt
+
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        log.info("%s holds more than tensors; loading it with weights_only=False as laion_clap does", p)
-        try:
-            ckpt = torch.load(p, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-            raise ConfigError(f"{where} is not a PyTorch checkpoint: {type(e).__name__}: {e}") from e
-    except Exception as e:  # noqa: BLE001
-        raise ConfigError(f"{where} is not a PyTorch checkpoint: {type(e).__name__}: {e}") from e
+        ckpt = _torch_ckpt.read(p)
+    except ValueError as e:
+        raise ConfigError(f"{where} is {e}") from e
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict) or not state:
         raise ConfigError(f"{where} holds no state dict (expected a dict with 'state_dict', as the official files)")

@@ -89,20 +89,15 @@ def _fail(path: str, problem: str) -> ConfigError:
 
 def read_state(path: str) -> tuple[dict, dict]:
     """(audio_encoder, audio_transform) entries of a Wav2CLIP checkpoint, without the prefixes."""
-    import pickle
-
-    import torch
+    from soundsim.models import _torch_ckpt
 
     p = Path(path)
     if not p.is_file():
         raise _fail(path, "no such file" if not p.exists() else "not a file")
     try:
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # an older pickle with more than tensors: the user's own file
-            obj = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a file that is no checkpoint
-        raise _fail(path, f"not a PyTorch checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+        obj = _torch_ckpt.read(p)
+    except ValueError as e:
+        raise _fail(path, str(e)) from e
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # a Lightning checkpoint
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
