@@ -201,3 +201,12 @@ def pytest_runtest_makereport(item, call):
     marker = item.get_closest_marker("model_env")
     if marker and marker.args:
         outcome.get_result().model_env = marker.args[0]
+
+
+def chirp(seconds: float, sr: int, seed: int) -> np.ndarray:
+    """A chirp with a changing envelope plus noise (float32 mono): different seeds and
+    durations embed differently, which a plain tone may not."""
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(seed)
+    x = 0.3 * np.sin(2 * np.pi * (200 + 60 * seed + 30 * t) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.25 * t))
+    return (x + 0.02 * rng.standard_normal(len(t))).astype(np.float32)

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from soundsim import models, store
 
-from conftest import run_offline, write_manifest
+from conftest import chirp, run_offline, write_manifest
 
 pytestmark = pytest.mark.model_env("soundsim")
 
@@ -137,13 +137,6 @@ EXTRACT = textwrap.dedent(
 )
 
 
-def _signal(seconds: float, sr: int, seed: int) -> np.ndarray:
-    """A chirp with a changing envelope plus noise: different clips embed differently."""
-    t = np.arange(int(seconds * sr)) / sr
-    rng = np.random.default_rng(seed)
-    x = 0.3 * np.sin(2 * np.pi * (200 + 60 * seed + 30 * t) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.25 * t))
-    return (x + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
-
 
 @pytest.fixture(scope="module")
 def audio_files(tmp_path_factory) -> dict[str, Path]:
@@ -151,9 +144,9 @@ def audio_files(tmp_path_factory) -> dict[str, Path]:
     files = {}
     for name, secs, seed in (("one", 1.0, 1), ("ten", 10.0, 2), ("long", 25.0, 3)):
         files[name] = folder / f"{name}.wav"
-        sf.write(files[name], _signal(secs, SR, seed), SR, subtype="PCM_16")
+        sf.write(files[name], chirp(secs, SR, seed), SR, subtype="PCM_16")
     files["short"] = folder / "short48k.wav"
-    sf.write(files["short"], np.repeat(_signal(0.4, 48000, 4)[:, None], 2, axis=1), 48000)
+    sf.write(files["short"], np.repeat(chirp(0.4, 48000, 4)[:, None], 2, axis=1), 48000)
     return files
 
 
