@@ -178,3 +178,33 @@ def test_zero_clip_vector_is_named(tmp_path, capsys):
     assert "1 clip(s) have an all-zero vector (aggregation max)" in err and "'1005'" in err
     with pytest.raises(P.ProcessingError, match=r"'1005'"):
         evaluate_setting(read_embeddings(emb), (fnames, labels), None, "mean", "none", "mips", [5])
+
+
+def test_per_query_parquet_matches_summary_and_per_label(files, tmp_path):
+    """per_query.parquet: one row per (clip, label) pair -- a clip with two labels is
+    a query of each -- whose label means are per_label.csv and whose macro is summary.json."""
+    emb_path, gt, fam, fnames, labels = files
+    out = tmp_path / "pq"
+    evaluate_grid(read_embeddings(emb_path), pd.DataFrame({"fname": fnames, "labels": labels}), FAMILIES,
+                  ["mean"], [5, "none"], ["mcss", "nns"], [15, 150], out_dir=out, write_rankings_files=False)
+    for d in sorted(out.iterdir()):
+        pq = pd.read_parquet(d / "per_query.parquet")
+        assert list(pq.columns) == ["fname", "label", "ap@15", "ap@150", "r1"]
+        assert len(pq) == sum(len(ls) for ls in labels)  # 60 clips, some with 2 labels
+        assert set(zip(pq["fname"], pq["label"], strict=True)) == {
+            (f, lab) for f, ls in zip(fnames, labels, strict=True) for lab in ls}
+        per_label = pd.read_csv(d / "per_label.csv").set_index("label")
+        summary = json.loads((d / "summary.json").read_text())
+        solo = pq[pq["label"] == "Solo"]
+        assert len(solo) == 1 and solo[["ap@15", "ap@150", "r1"]].isna().all(axis=None)  # single-clip label
+        means = pq.dropna().groupby("label")[["ap@15", "ap@150", "r1"]].mean()
+        for col, metric in (("ap@15", "map@15"), ("ap@150", "map@150"), ("r1", "mr1")):
+            np.testing.assert_allclose(means[col], per_label.loc[means.index, metric], atol=1e-6)  # csv: 6 decimals
+            assert means[col].mean() == pytest.approx(summary["macro"][metric], rel=1e-12)
+        assert (pq["r1"].dropna() == pq["r1"].dropna().round()).all() and (pq["r1"].dropna() >= 0).all()
+        # the bootstrap's point estimates are the summary's macro values
+        from soundsim import stats as St
+
+        ci = St.intervals({"x": pq}, n_resamples=100).set_index("metric")
+        for metric in ("map@15", "map@150", "mr1"):
+            assert ci.loc[metric, "estimate"] == pytest.approx(summary["macro"][metric], rel=1e-12)

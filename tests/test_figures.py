@@ -139,13 +139,30 @@ def test_make_figures(metrics_dir, tabs, tmp_path):
     assert names == sorted([
         "grid/clippy__only.png", "grid/clippy__only.pdf", "grid/framey__v1.png", "grid/framey__v1.pdf",
         "grid/framey__v2.png", "grid/framey__v2.pdf", "models.png", "models.pdf", "families.png",
-        "families.pdf", "per_label.png", "per_label.pdf"])
+        "families.pdf", "per_label.png", "per_label.pdf", "significance.png", "significance.pdf"])
     _check_files(paths)
 
 
 def test_make_figures_from_table_files_with_placeholders(metrics_dir, tmp_path):
     # the paper's fixed setting (PCA 100) was not evaluated: no family / label data -> placeholder figures
-    tables = T.write_tables(metrics_dir, tmp_path / "tables", registry={})
-    paths = F.make_figures(metrics_dir, tables, tmp_path / "figs")
-    assert len(paths) == 12
+    tables = T.write_tables(metrics_dir, tmp_path / "tables", registry={}, n_resamples=100)
+    paths = F.make_figures(metrics_dir, tables, tmp_path / "figs", confidence=0.95)
+    assert len(paths) == 14  # the significance matrix compares the models at their best settings
     _check_files(paths, min_px=100)
+
+
+def test_model_comparison_error_bars_and_significance_matrix(metrics_dir, tabs, tmp_path):
+    ci = T.add_intervals(tabs["all_settings"], metrics_dir, n_resamples=100)
+    models = T.models_table(ci, registry={}, pca="5")
+    assert {"map@15_lo", "best_mr1_hi"} <= set(models.columns)
+    _check_files(F.model_comparison(models, tmp_path / "models", "toy"))
+    pw = T.pairwise_table(metrics_dir, models, n_resamples=100)
+    _check_files(F.significance_matrix(pw, tmp_path / "sig", "toy", confidence=0.95))
+    diff, p, sig = F.significance_tables(pw, "fixed", "map@15")
+    assert list(diff.index) == list(diff.columns) and len(diff) == 2
+    a, b = pw.iloc[0]["a"], pw.iloc[0]["b"]
+    row = pw[(pw.comparison == "fixed") & (pw.metric == "map@15")].iloc[0]
+    assert diff.loc[a, b] == row["diff"] and diff.loc[b, a] == -row["diff"] and p.loc[a, b] == row["p_holm"]
+    assert np.isnan(diff.loc[a, a])
+    with pytest.raises(F.FiguresError, match="no data"):
+        F.significance_matrix(pw.iloc[:0], tmp_path / "none")

@@ -247,11 +247,16 @@ def test_write_tables(metrics_dir, df, tmp_path):
     paper = tmp_path / "table2.csv"
     paper.write_text("modality,model,objective,params,data_size,dims,map@15,map@150,mr1\nA,Clippy,-,-,-,8,0.1,0.05,40\n")
     paths = T.write_tables(metrics_dir, tmp_path / "tables", paper_table2=paper, registry=_registry())
-    assert set(paths) == {"all_settings", "best_settings", "models", "models_md", "families", "labels"}
+    assert set(paths) == {"all_settings", "best_settings", "models", "models_md", "families", "labels",
+                          "pairwise"}
     assert all(p.is_file() for p in paths.values())
     assert not list((tmp_path / "tables").glob(".*tmp*"))  # atomic writes leave no temporaries
     back = T.read_table(paths["all_settings"])
-    assert len(back) == len(df) and list(back.columns) == list(df.columns)
+    # every macro metric is followed by its interval; nothing else changes
+    assert len(back) == len(df) and [c for c in back.columns if not c.endswith(("_lo", "_hi"))] == list(df.columns)
+    assert list(back.columns[back.columns.get_loc("map@5"):][:9]) == [
+        "map@5", "map@5_lo", "map@5_hi", "map@15", "map@15_lo", "map@15_hi", "mr1", "mr1_lo", "mr1_hi"]
+    assert (back["map@15_lo"] <= back["map@15"]).all() and (back["map@15"] <= back["map@15_hi"]).all()
     assert list(back["pca"].unique()) == ["5", "none"]
     for col in ("map@15", "family_mr1", "micro_map@5"):
         np.testing.assert_allclose(back[col].to_numpy(float), df[col].to_numpy(float), rtol=1e-12)
@@ -277,3 +282,79 @@ def test_models_markdown_formats_values(df):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[:6] == ["clippy", "A & L", "Contrastive alignment", "31M", "2.5M", "8"]
     assert all(len(c.split(".")[1]) in (2, 3) for c in cells if c.replace(".", "").isdigit() and "." in c)
+
+
+# --------------------------------------------------------------------------- intervals and pairwise tests
+
+
+def test_add_intervals_brackets_the_summary_values(metrics_dir, df):
+    ci = T.add_intervals(df, metrics_dir, n_resamples=200, seed=3)
+    for m in ("map@5", "map@15", "mr1"):
+        lo, hi = ci[f"{m}_lo"].to_numpy(float), ci[f"{m}_hi"].to_numpy(float)
+        v = ci[m].to_numpy(float)
+        assert np.isfinite(lo).all() and (lo <= v + 1e-12).all() and (v <= hi + 1e-12).all(), m
+        assert (hi > lo).any()
+    again = T.add_intervals(df, metrics_dir, n_resamples=200, seed=3)
+    pd.testing.assert_frame_equal(ci, again)  # same seed, same intervals
+    other = T.add_intervals(df, metrics_dir, n_resamples=200, seed=4)
+    assert not np.array_equal(ci["map@15_lo"].to_numpy(), other["map@15_lo"].to_numpy())
+
+
+def test_add_intervals_without_per_query_files_is_nan(tmp_path, metrics_dir, df):
+    copy = tmp_path / "metrics"
+    shutil.copytree(metrics_dir, copy)
+    for f in copy.rglob("per_query.parquet"):
+        f.unlink()
+    ci = T.add_intervals(df, copy, n_resamples=50)
+    assert ci["map@15_lo"].isna().all() and ci["mr1_hi"].isna().all()
+    np.testing.assert_array_equal(ci["map@15"].to_numpy(), df["map@15"].to_numpy())
+
+
+def test_models_and_best_tables_carry_intervals(metrics_dir, df):
+    ci = T.add_intervals(df, metrics_dir, n_resamples=100)
+    models = T.models_table(ci, _registry(), pca="5")
+    best = T.best_settings(ci)
+    for _, r in models.iterrows():
+        hit = ci[(ci.model == r.model) & (ci.variation == r.variation) & (ci.setting == r.setting)].iloc[0]
+        assert r["map@15_lo"] == hit["map@15_lo"] and r["mr1_hi"] == hit["mr1_hi"]
+        b = best.set_index("model").loc[r.model]
+        assert r["best_map@15_lo"] == b["map@15_lo"] and r["best_map@15_hi"] == b["map@15_hi"]
+    md = T.models_markdown(models, "toy", 0.95)
+    assert "95 % bootstrap confidence interval" in md
+    row = next(line for line in md.splitlines() if line.startswith("| clippy"))
+    assert row.count("[") == 6  # 3 metrics x (fixed, best)
+    assert "_lo" not in md
+
+
+def test_pairwise_table(metrics_dir, df):
+    ci = T.add_intervals(df, metrics_dir, n_resamples=100)
+    models = T.models_table(ci, _registry(), pca="5")  # PCA 5 as the fixed setting: every model has it
+    pw = T.pairwise_table(metrics_dir, models, n_resamples=300, seed=1)
+    assert list(pw["comparison"].unique()) == ["fixed", "best"]
+    assert len(pw) == 2 * 3 * 1  # 2 models -> 1 pair, 3 metrics, 2 comparisons
+    assert set(pw["metric"]) == {"map@5", "map@15", "mr1"}
+    for r in pw.itertuples(index=False):
+        side = models.set_index("model")
+        col = "" if r.comparison == "fixed" else "best_"
+        assert r.a_value == pytest.approx(side.loc[r.a, col + r.metric], rel=1e-9)  # same queries: the table values
+        assert r.b_value == pytest.approx(side.loc[r.b, col + r.metric], rel=1e-9)
+        assert r.diff == pytest.approx(r.a_value - r.b_value)
+        assert r.diff_lo <= r.diff <= r.diff_hi and 0 <= r.p <= r.p_holm <= 1 and r.same_queries
+    assert pw["p_holm"].equals(pw["p"])  # one pair per family: Holm changes nothing
+    # the default models table (PCA 100 missing): only the best comparison remains
+    pw2 = T.pairwise_table(metrics_dir, T.models_table(ci, _registry()), n_resamples=50)
+    assert list(pw2["comparison"].unique()) == ["best"]
+    assert T.pairwise_table(metrics_dir, T.models_table(ci[ci.model == "clippy"], _registry())).empty
+
+
+def test_write_tables_pairwise_file(metrics_dir, tmp_path):
+    paths = T.write_tables(metrics_dir, tmp_path / "tables", registry=_registry(), n_resamples=100, seed=2)
+    pw = T.read_table(paths["pairwise"])
+    assert list(pw.columns[:8]) == ["comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
+                                    "b_setting"]
+    assert set(pw["comparison"]) == {"best"} and len(pw) == 3
+    assert pw["significant"].dtype == bool
+    models = T.read_table(paths["models"])
+    assert {"map@15_lo", "map@15_hi", "best_mr1_lo", "best_mr1_hi"} <= set(models.columns)
+    best = T.read_table(paths["best_settings"])
+    assert {"map@15_lo", "mr1_hi"} <= set(best.columns)

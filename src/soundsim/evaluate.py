@@ -19,7 +19,13 @@ Each setting writes ``OUT/agg-<a>_pca-<p>_search-<s>/``:
   aggregation, ``pca_s`` by the searches of one processing setting,
   ``gram_s`` by the searches of one pass), input attributes;
 * ``rankings.h5``: top-K (K = largest cutoff) indices and scores of every
-  query (:func:`soundsim.store.write_rankings`).
+  query (:func:`soundsim.store.write_rankings`);
+* ``per_query.parquet``: one row per class-wise query, i.e. per (clip,
+  label) pair -- a clip with several labels is a query once per label, as in
+  the class-wise averages -- with ``fname, label, ap@<N>..., r1``
+  (:func:`per_query_table`; NaN for labels with a single clip). The mean over
+  a label's rows is its ``per_label.csv`` value, so :mod:`soundsim.stats` can
+  resample queries without re-running a search.
 
 Clips in the embeddings but not in the ground truth, or the reverse, are an
 error listing the first few; ``restrict=True`` (``--intersect``) evaluates the
@@ -198,6 +204,28 @@ def search_and_score(
     }
 
 
+def per_query_table(fnames: Sequence[str], index: M.LabelIndex, metrics: M.MetricResult) -> pd.DataFrame:
+    """Class-wise per-query values: one row per (clip, label) pair, in clip
+    order then label name, with columns ``fname, label, ap@<N>...`` (one per
+    cutoff, increasing) and ``r1`` (0-based rank of the first relevant clip).
+    Rows of labels with a single clip are NaN (left out of every average).
+    The mean of a label's rows is its class-wise MAP@N / MR1, and the mean of
+    those over labels the macro value of ``summary.json``."""
+    df = pd.DataFrame({
+        "fname": pd.Series(np.asarray(fnames, dtype=object)[index.pair_q], dtype="string"),
+        "label": pd.Series(np.asarray(index.labels, dtype=object)[index.pair_l], dtype="string"),
+    })
+    for c in metrics.cutoffs:
+        df[f"ap@{c}"] = np.asarray(metrics.pair_ap[c], dtype=np.float64)
+    df["r1"] = np.asarray(metrics.pair_r1, dtype=np.float64)
+    return df
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False, engine="pyarrow")
+
+
 def _json_safe(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _json_safe(v) for k, v in x.items()}
@@ -315,6 +343,7 @@ def evaluate_grid(
                     d.mkdir(parents=True, exist_ok=True)
                     _write_csv(r.metrics.per_label(), d / "per_label.csv")
                     _write_csv(r.metrics.per_family(families), d / "per_family.csv")
+                    _write_parquet(per_query_table(sub.fnames, index, r.metrics), d / "per_query.parquet")
                     if write_rankings_files:
                         write_rankings(
                             d / "rankings.h5", sub.fnames, r.indices, r.scores,

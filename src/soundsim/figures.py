@@ -9,8 +9,11 @@ empty input raises :class:`FiguresError`.
 * :func:`grid_heatmap` (Fig. 1): macro MAP@15 of one model/variation over
   processing (aggregation / PCA) x search;
 * :func:`family_heatmap` (Fig. 2): family-averaged MAP@15, model x family;
-* :func:`model_comparison`: MAP@15, MAP@150, MR1 per model (fixed and best setting);
+* :func:`model_comparison`: MAP@15, MAP@150, MR1 per model (fixed and best setting),
+  with confidence intervals as error bars where the table has them;
 * :func:`per_label`: class-wise MAP@15, label x model;
+* :func:`significance_matrix`: the paired tests of ``pairwise.csv`` as model x model
+  matrices of differences, significant ones (Holm) marked;
 * :func:`make_figures`: all of them for one collection.
 """
 
@@ -214,19 +217,37 @@ def family_heatmap(
 # --------------------------------------------------------------------------- model comparison
 
 
-def _bar_values(ax: Axes, ys: np.ndarray, values: np.ndarray) -> None:
-    """Write each bar's value at its end ('n/a' at 0 for NaN)."""
-    for yi, v in zip(ys, values, strict=True):
+def _bar_values(ax: Axes, ys: np.ndarray, values: np.ndarray, ends: np.ndarray | None = None) -> None:
+    """Write each bar's value at its end, or beyond ``ends`` (error bars) when
+    given ('n/a' at 0 for NaN)."""
+    for k, (yi, v) in enumerate(zip(ys, values, strict=True)):
         nan = math.isnan(v)
-        ax.text(0 if nan else v, yi, " n/a" if nan else f" {v:.3g}", va="center", fontsize=7)
+        x = 0 if nan else v
+        if ends is not None and not nan and np.isfinite(ends[k]):
+            x = max(x, float(ends[k]))
+        ax.text(x, yi, " n/a" if nan else f" {v:.3g}", va="center", fontsize=7)
+
+
+def _errors(df: pd.DataFrame, col: str, values: np.ndarray) -> np.ndarray | None:
+    """(2, n) error-bar lengths from ``<col>_lo`` / ``<col>_hi`` (0 where NaN), or None."""
+    lo_c, hi_c = f"{col}_lo", f"{col}_hi"
+    if lo_c not in df.columns or hi_c not in df.columns:
+        return None
+    lo, hi = df[lo_c].to_numpy(dtype=float), df[hi_c].to_numpy(dtype=float)
+    if not (np.isfinite(lo) | np.isfinite(hi)).any():
+        return None
+    err = np.vstack([values - lo, hi - values])
+    return np.clip(np.nan_to_num(err, nan=0.0), 0.0, None)
 
 
 def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
     """MAP@<N> and MR1 per model, one panel per metric (horizontal bars):
     each model's variation at the fixed setting (``setting`` column of
     models.csv) and at its best setting (``best_*`` columns), plus the
-    paper's value as a black diamond where ``paper_*`` columns exist.
-    ``models_df``: :func:`soundsim.tables.models_table`."""
+    paper's value as a black diamond where ``paper_*`` columns exist. Where
+    the table has interval columns (``<metric>_lo/_hi``, ``best_<metric>_lo/_hi``:
+    :func:`soundsim.tables.add_intervals`), each bar gets its confidence
+    interval as an error bar. ``models_df``: :func:`soundsim.tables.models_table`."""
     df = _check(models_df, ["model"], "model_comparison")
     metrics = T.metric_columns(df)
     if not metrics:
@@ -239,24 +260,33 @@ def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str 
     fig = _new_figure(max(7.0, 3.1 * len(metrics) + 1.5), max(2.6, 0.62 * n + 1.6))
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
     fixed = _settings_text(df) or "fixed setting"
+    has_ci = False
+    bar_err = {"ecolor": "0.15", "elinewidth": 0.9, "capsize": 2.5, "capthick": 0.9}
     for ax, m in zip(axes, metrics, strict=True):
         fixed_v = df[m].to_numpy(dtype=float)
         best_v = df[f"best_{m}"].to_numpy(dtype=float) if f"best_{m}" in df.columns else None
+        fixed_e = _errors(df, m, fixed_v)
+        best_e = _errors(df, f"best_{m}", best_v) if best_v is not None else None
+        has_ci = has_ci or fixed_e is not None or best_e is not None
         ax.barh(y - h / 2 if best_v is not None else y, np.nan_to_num(fixed_v), height=h, color="#4c72b0",
-                label="paper's fixed setting")
+                label="paper's fixed setting", xerr=fixed_e, error_kw=bar_err)
         if best_v is not None:
-            ax.barh(y + h / 2, np.nan_to_num(best_v), height=h, color="#dd8452", label="model's best setting")
+            ax.barh(y + h / 2, np.nan_to_num(best_v), height=h, color="#dd8452", label="model's best setting",
+                    xerr=best_e, error_kw=bar_err)
         if f"paper_{m}" in df.columns:
             pv = df[f"paper_{m}"].to_numpy(dtype=float)
             ok = ~np.isnan(pv)
             if ok.any():
                 ax.scatter(pv[ok], y[ok], marker="D", color="black", s=22, zorder=3, label="paper (FSD50K)")
+        fixed_end = fixed_v + fixed_e[1] if fixed_e is not None else None
+        best_end = best_v + best_e[1] if best_e is not None else None
         vals = np.concatenate([fixed_v, best_v if best_v is not None else [],
-                               df[f"paper_{m}"].to_numpy(dtype=float) if f"paper_{m}" in df.columns else []])
+                               df[f"paper_{m}"].to_numpy(dtype=float) if f"paper_{m}" in df.columns else [],
+                               fixed_end if fixed_end is not None else [], best_end if best_end is not None else []])
         top = np.nanmax(vals) if np.isfinite(vals).any() else 1.0
-        _bar_values(ax, y - h / 2 if best_v is not None else y, fixed_v)
+        _bar_values(ax, y - h / 2 if best_v is not None else y, fixed_v, fixed_end)
         if best_v is not None:
-            _bar_values(ax, y + h / 2, best_v)
+            _bar_values(ax, y + h / 2, best_v, best_end)
         ax.set_xlim(0, top * 1.25 if top > 0 else 1.0)
         ax.set_xlabel(metric_label(m).replace(" (", "\n("), fontsize=9)
         ax.grid(axis="x", alpha=0.3)
@@ -271,8 +301,123 @@ def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str 
                 names.append(nm)
     names = [f"paper's fixed setting ({fixed})" if nm == "paper's fixed setting" else nm for nm in names]
     fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
-    fig.suptitle(_title("Semantic sound similarity per model (averages of class-wise metrics)", collection),
+    fig.suptitle(_title("Semantic sound similarity per model (averages of class-wise metrics)"
+                        + ("; error bars: bootstrap confidence intervals" if has_ci else ""), collection),
                  fontsize=10)
+    return save(fig, path)
+
+
+# --------------------------------------------------------------------------- significance
+
+
+def _stars(p: float) -> str:
+    if not np.isfinite(p):
+        return ""
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def significance_tables(pairwise_df: pd.DataFrame, comparison: str, metric: str,
+                        order: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Square model x model tables (rows a, columns b, both triangles) of one
+    comparison and metric of pairwise.csv: the difference row - column, the
+    Holm-corrected p-value and ``significant``. ``order``: the models' order
+    (default: first appearance)."""
+    df = pairwise_df[(pairwise_df["comparison"] == comparison) & (pairwise_df["metric"] == metric)]
+    names = list(order) if order is not None else list(dict.fromkeys(list(df["a"]) + list(df["b"])))
+    names = [str(n) for n in names]
+    diff = pd.DataFrame(np.nan, index=names, columns=names)
+    p = diff.copy()
+    sig = pd.DataFrame(False, index=names, columns=names)
+    for r in df.itertuples(index=False):
+        a, b = str(r.a), str(r.b)
+        if a not in diff.index or b not in diff.index:
+            continue
+        diff.loc[a, b], diff.loc[b, a] = r.diff, -r.diff
+        p.loc[a, b] = p.loc[b, a] = r.p_holm
+        sig.loc[a, b] = sig.loc[b, a] = bool(r.significant)
+    return diff, p, sig
+
+
+def _panel_order(df: pd.DataFrame, comparison: str, metric: str, order: Sequence[str] | None) -> list[str]:
+    """The models of one panel: in ``order`` when given, else best first by the metric."""
+    sub = df[(df["comparison"] == comparison) & (df["metric"] == metric)]
+    value: dict[str, float] = {}
+    for r in sub.itertuples(index=False):
+        value[str(r.a)] = float(r.a_value) if hasattr(r, "a_value") else 0.0
+        value.setdefault(str(r.b), float(r.b_value) if hasattr(r, "b_value") else 0.0)
+    if order is not None:
+        return [str(m) for m in order if str(m) in value]
+    sign = 1.0 if metric == "mr1" else -1.0
+    return sorted(value, key=lambda m: (sign * value[m] if np.isfinite(value[m]) else math.inf, m))
+
+
+def significance_matrix(
+    pairwise_df: pd.DataFrame,
+    path: str | Path,
+    collection: str | None = None,
+    order: Sequence[str] | None = None,
+    confidence: float | None = None,
+) -> list[Path]:
+    """Which differences are real: for each comparison of pairwise.csv
+    (rows of panels: fixed, best setting) and metric (columns), a model x
+    model matrix whose cell (row A, column B) is A - B, coloured by how much
+    better A is (blue: A better, red: B better; for MR1 lower is better, so
+    the colour follows -difference), annotated with the difference and stars
+    for the Holm-corrected p-value (* < 0.05, ** < 0.01, *** < 0.001);
+    cells whose difference is not significant at ``1 - confidence`` are pale
+    and marked 'n.s.'. Models are ordered best first by each panel's metric
+    (``order``: a fixed order instead). ``pairwise_df``:
+    :func:`soundsim.tables.pairwise_table`."""
+    df = _check(pairwise_df, ["comparison", "metric", "a", "b", "diff", "p_holm", "significant"], "significance_matrix")
+    comparisons = [c for c in ("fixed", "best") if c in set(df["comparison"])] + sorted(
+        set(df["comparison"]) - {"fixed", "best"})
+    metrics = T.metric_names(df["metric"].unique())
+    n = len(set(df["a"].astype(str)) | set(df["b"].astype(str)))
+    cell = 0.62 if n <= 8 else 0.48
+    font = 8 if n <= 8 else 6
+    fig = _new_figure(max(4.0, len(metrics) * (cell * n + 1.6)), max(3.0, len(comparisons) * (cell * n + 1.4) + 0.9))
+    axes = fig.subplots(len(comparisons), len(metrics), squeeze=False)
+    alpha = 1.0 - float(confidence) if confidence else None
+    for ci, comp in enumerate(comparisons):
+        for mi, metric in enumerate(metrics):
+            ax = axes[ci][mi]
+            names = _panel_order(df, comp, metric, order)
+            if not names:
+                ax.set_axis_off()
+                continue
+            diff, p, sig = significance_tables(df, comp, metric, names)
+            good = -diff if metric == "mr1" else diff  # > 0: row better
+            vals = good.to_numpy(dtype=float)
+            lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
+            lim = lim if lim > 0 else 1.0
+            shown = np.where(sig.to_numpy(), vals, vals * 0.25)  # not significant: pale
+            ax.imshow(shown, cmap="RdBu", vmin=-lim, vmax=lim, aspect="equal")
+            for i in range(len(names)):
+                for j in range(len(names)):
+                    if i == j:
+                        ax.text(j, i, "-", ha="center", va="center", fontsize=font, color="0.5")
+                        continue
+                    d = diff.iat[i, j]
+                    if not np.isfinite(d):
+                        continue
+                    fmt = f"{d:+.2f}" if metric == "mr1" else f"{d:+.3f}"
+                    mark = _stars(p.iat[i, j]) if sig.iat[i, j] else "n.s."
+                    strong = sig.iat[i, j] and abs(vals[i, j]) > 0.6 * lim
+                    ax.text(j, i, f"{fmt}\n{mark}", ha="center", va="center", fontsize=font,
+                            color="white" if strong else "black")
+            ticks = np.arange(len(names))
+            ax.set_xticks(ticks, [str(x) for x in names], fontsize=font + 0.5)
+            ax.set_yticks(ticks, [str(x) for x in names], fontsize=font + 0.5)
+            _rotate_xticks(ax, 35)
+            ax.set_xlabel("B", fontsize=8)
+            ax.set_ylabel("A", fontsize=8)
+            lower = " (lower is better)" if metric == "mr1" else ""
+            setting = "paper's fixed setting" if comp == "fixed" else "each model's best setting" if comp == "best" \
+                else comp
+            ax.set_title(f"{metric.upper()}{lower}: A - B\n{setting}", fontsize=9)
+    level = f"Holm-corrected p < {alpha:g}" if alpha else "Holm-corrected"
+    fig.suptitle(_title(f"Paired bootstrap tests between models (blue: A better, red: B better; "
+                        f"pale, n.s.: not significant, {level})", collection), fontsize=10)
     return save(fig, path)
 
 
@@ -364,15 +509,19 @@ def make_figures(
     tables: Mapping[str, Any] | None,
     out_dir: str | Path,
     collection: str | None = None,
+    confidence: float | None = None,
 ) -> list[Path]:
     """Every figure of a collection under ``out_dir``:
     ``grid/<model>__<variation>.{png,pdf}`` (Fig. 1, one per model and
     variation), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}`` and
-    ``per_label.{png,pdf}``. ``tables``: name -> DataFrame or CSV path, keys as
-    :func:`soundsim.tables.write_tables` returns them (``all_settings``,
-    ``models``, ``families``, ``labels``); missing ones are computed from
-    ``metrics_dir``. When no model has family (or label) data at its models.csv
-    setting, that figure is a placeholder saying so. Returns the written paths."""
+    ``per_label.{png,pdf}`` and ``significance.{png,pdf}``. ``tables``: name
+    -> DataFrame or CSV path, keys as :func:`soundsim.tables.write_tables`
+    returns them (``all_settings``, ``models``, ``families``, ``labels``,
+    ``pairwise``); missing ones are computed from ``metrics_dir``. When no
+    model has family (or label) data at its models.csv setting, or fewer than
+    two models can be compared, that figure is a placeholder saying so.
+    ``confidence``: the level of the tests (names the threshold). Returns the
+    written paths."""
     out = Path(out_dir)
     collection = collection or T.collection_name(metrics_dir)
     tables = dict(tables or {})
@@ -388,6 +537,9 @@ def make_figures(
     labels = _load(tables, "labels")
     if labels is None:
         labels = T.labels_table(metrics_dir, models)
+    pairwise = _load(tables, "pairwise")
+    if pairwise is None:
+        pairwise = T.pairwise_table(metrics_dir, models)
     written: list[Path] = []
     for (model, variation), g in grid.groupby(["model", "variation"], sort=True):
         written += grid_heatmap(g, out / "grid" / f"{_safe(model)}__{_safe(variation)}", collection)
@@ -403,5 +555,10 @@ def make_figures(
     else:
         log.warning("no per-label data at the models.csv settings; per-label figure is a placeholder")
         written += placeholder(out / "per_label", "No class-wise results at the models' fixed settings", collection)
+    if len(pairwise):
+        written += significance_matrix(pairwise, out / "significance", collection, confidence=confidence)
+    else:
+        log.warning("fewer than two models with per-query values; significance figure is a placeholder")
+        written += placeholder(out / "significance", "Significance: fewer than two models to compare", collection)
     log.info("wrote %d figure file(s) under %s", len(written), out)
     return written

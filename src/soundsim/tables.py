@@ -16,7 +16,15 @@ under ``<out_dir>``, each file atomically):
 * :func:`families_table` -> ``families.csv``: family-averaged metrics at the models.csv
   setting (Fig. 2 data), from ``per_family.csv``;
 * :func:`labels_table` -> ``labels.csv``: class-wise metrics at the same setting, from
-  ``per_label.csv`` (data of the per-label figure).
+  ``per_label.csv`` (data of the per-label figure);
+* :func:`add_intervals`: bootstrap confidence intervals of the macro metrics
+  (``map@<N>_lo, map@<N>_hi, ..., mr1_lo, mr1_hi``) from each setting's
+  ``per_query.parquet`` (:mod:`soundsim.stats`); :func:`write_tables` adds
+  them to ``all_settings.csv``, ``best_settings.csv`` and ``models.csv`` (also
+  ``best_*_lo/_hi`` there);
+* :func:`pairwise_table` -> ``pairwise.csv``: paired bootstrap tests of every
+  pair of models of models.csv (at the fixed and at the best setting), the
+  difference, its interval and the Holm-corrected p-value.
 
 Metric column names follow the evaluator: ``map@<N>`` for every cutoff found
 (increasing N) and ``mr1``; macro (mean over labels) values carry no prefix,
@@ -36,6 +44,7 @@ from typing import Any
 
 import pandas as pd
 
+from soundsim import stats as St
 from soundsim.errors import SoundsimError
 from soundsim.fileutil import atomic_path, write_text_atomic
 
@@ -342,7 +351,9 @@ def models_table(
     ``setting`` (the fixed setting, :func:`fixed_setting`: aggregation mean /
     none, PCA 100, MCSS) and its macro metrics ``map@<N>..., mr1``; then
     ``best_setting`` and ``best_map@<N>..., best_mr1`` (the variation's best
-    setting, :data:`TIE_RULE`); ``note`` (empty, or why the fixed-setting
+    setting, :data:`TIE_RULE`); when ``df`` has interval columns
+    (:func:`add_intervals`), each metric is followed by its ``_lo, _hi``
+    (``best_<metric>_lo, _hi`` for the best setting); ``note`` (empty, or why the fixed-setting
     values are NaN: that setting was not evaluated). ``registry``: model name
     -> ModelInfo (default :func:`soundsim.models.available`).
 
@@ -384,9 +395,15 @@ def models_table(
         }
         for m in metrics:
             row[m] = float(hit[m].iloc[0]) if len(hit) else math.nan
+            for c in St.interval_columns(m):
+                if c in df.columns:
+                    row[c] = float(hit[c].iloc[0]) if len(hit) else math.nan
         row["best_setting"] = b["setting"]
         for m in metrics:
             row[f"best_{m}"] = float(b[m])
+            for c in St.interval_columns(m):
+                if c in df.columns:
+                    row[f"best_{c}"] = float(b[c])
         if len(hit):
             row["note"] = ""
         else:
@@ -461,6 +478,115 @@ def labels_table(metrics_dir: str | Path, models_df: pd.DataFrame) -> pd.DataFra
     return _per_setting_csv(metrics_dir, models_df, "per_label.csv", "label", "labels_table")
 
 
+# --------------------------------------------------------------------------- uncertainty
+
+
+def per_query_path(metrics_dir: str | Path, model: Any, variation: Any, setting: Any) -> Path:
+    """``<metrics_dir>/<model>/<variation>/<setting>/per_query.parquet``."""
+    return Path(metrics_dir) / str(model) / str(variation) / str(setting) / "per_query.parquet"
+
+
+def add_intervals(
+    df: pd.DataFrame,
+    metrics_dir: str | Path,
+    n_resamples: int = St.DEFAULT_RESAMPLES,
+    confidence: float = St.DEFAULT_CONFIDENCE,
+    seed: int = St.DEFAULT_SEED,
+    batch: int = 32,
+) -> pd.DataFrame:
+    """``df`` (rows of :func:`collect`) with the bootstrap confidence interval
+    of each macro metric beside it: ``map@<N>, map@<N>_lo, map@<N>_hi, ...,
+    mr1, mr1_lo, mr1_hi`` (:func:`soundsim.stats.intervals`: stratified
+    bootstrap, percentile interval at ``confidence``), read from each setting's
+    ``per_query.parquet``. A setting without that file gets NaN intervals (and
+    a logged warning). Family and micro values get no interval."""
+    d = _metrics_dir(metrics_dir)
+    metrics = metric_columns(df)
+    out = df.copy()
+    lo = {m: [math.nan] * len(df) for m in metrics}
+    hi = {m: [math.nan] * len(df) for m in metrics}
+    todo = [(i, per_query_path(d, r["model"], r["variation"], r["setting"])) for i, (_, r) in enumerate(df.iterrows())]
+    missing = [str(p) for _, p in todo if not p.is_file()]
+    if missing:
+        log.warning("%d setting(s) have no per_query.parquet (intervals NaN), e.g. %s", len(missing), missing[0])
+    todo = [(i, p) for i, p in todo if p.is_file()]
+    designs: dict[str, St.Design] = {}
+    for b0 in range(0, len(todo), batch):
+        part = todo[b0 : b0 + batch]
+        systems = {i: St.read_per_query(p) for i, p in part}
+        ci = St.intervals(systems, n_resamples, confidence, seed, designs=designs)
+        for r in ci.itertuples(index=False):
+            if r.metric in lo:
+                lo[r.metric][r.system] = r.lo
+                hi[r.metric][r.system] = r.hi
+    cols: list[str] = []
+    for c in out.columns:
+        cols.append(c)
+        if c in metrics:
+            lc, hc = St.interval_columns(c)
+            out[lc], out[hc] = lo[c], hi[c]
+            cols += [lc, hc]
+    return out[cols]
+
+
+_PAIR_SIDE = ["variation", "setting"]
+
+
+def pairwise_table(
+    metrics_dir: str | Path,
+    models_df: pd.DataFrame,
+    n_resamples: int = St.DEFAULT_RESAMPLES,
+    confidence: float = St.DEFAULT_CONFIDENCE,
+    seed: int = St.DEFAULT_SEED,
+) -> pd.DataFrame:
+    """Paired bootstrap tests of every pair of models in ``models_df``
+    (models.csv), :func:`soundsim.stats.pairwise`, twice: ``comparison``
+    ``fixed`` (each model's variation at the paper's fixed setting, the
+    ``setting`` column; models whose fixed setting was not evaluated are left
+    out) and ``best`` (at the ``best_setting``; chosen on the same data, so
+    these differences favour the tuned models a little). Holm's correction
+    runs over all pairs of one comparison and metric.
+
+    Columns: ``comparison, metric, a, a_variation, a_setting, b, b_variation,
+    b_setting, a_value, b_value, diff`` (a - b), ``diff_lo, diff_hi, se, p,
+    p_holm, significant, better, n_labels, n_queries, same_queries``. Empty
+    (with these columns) when fewer than two models have per-query values."""
+    d = _metrics_dir(metrics_dir)
+    _require(models_df, ["model", "variation", "setting"], "pairwise_table")
+    parts = []
+    for comparison, col in (("fixed", "setting"), ("best", "best_setting")):
+        if col not in models_df.columns:
+            continue
+        systems: dict[str, pd.DataFrame] = {}
+        where: dict[str, tuple[str, str]] = {}
+        for _, r in models_df.iterrows():
+            setting = str(r[col]) if not pd.isna(r[col]) else ""
+            if col == "setting" and "note" in models_df.columns and str(r.get("note") or "") not in ("", "nan"):
+                continue
+            path = per_query_path(d, r["model"], r["variation"], setting)
+            if not setting or not path.is_file():
+                log.warning("pairwise_table: %s not found; %s left out of the %s comparison", path, r["model"],
+                            comparison)
+                continue
+            systems[str(r["model"])] = St.read_per_query(path)
+            where[str(r["model"])] = (str(r["variation"]), setting)
+        if len(systems) < 2:
+            continue
+        t = St.pairwise(systems, n_resamples, confidence, seed)
+        for side in ("a", "b"):
+            for k, name in enumerate(_PAIR_SIDE):
+                t.insert(list(t.columns).index(side) + 1 + k, f"{side}_{name}", [where[m][k] for m in t[side]])
+        t.insert(0, "comparison", comparison)
+        metric = t.pop("metric")
+        t.insert(1, "metric", metric)
+        parts.append(t)
+    cols = (["comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation", "b_setting"]
+            + [c for c in St.PAIRWISE_COLUMNS if c not in ("a", "b", "metric")])
+    if not parts:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(parts, ignore_index=True)[cols]
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -493,24 +619,40 @@ def _md_header(col: str) -> str:
     return prefix + name
 
 
-def models_markdown(models_df: pd.DataFrame, collection: str | None = None) -> str:
+def _is_interval(col: str) -> bool:
+    return col.endswith(("_lo", "_hi")) and bool(metric_names([re.sub(r"^(best_|paper_)", "", col[:-3])]))
+
+
+def models_markdown(models_df: pd.DataFrame, collection: str | None = None, confidence: float | None = None) -> str:
     """``models_df`` as a Markdown document: a title, one table (header row,
-    one row per model; MAP to 3 decimals, MR1 to 2, n/a for NaN) and notes."""
+    one row per model; MAP to 3 decimals, MR1 to 2, n/a for NaN; a metric
+    with interval columns shows ``value [lo, hi]``) and notes. ``confidence``:
+    the intervals' level, named in the text."""
     _require(models_df, ["model"], "models_markdown")
-    cols = [c for c in models_df.columns if c not in ("note", "level", "setting")]
+    cols = [c for c in models_df.columns if c not in ("note", "level", "setting") and not _is_interval(c)]
+    has_ci = any(_is_interval(c) for c in models_df.columns)
     lines = [f"# Semantic sound similarity per model{f' ({collection})' if collection else ''}", ""]
     fixed = "; ".join(setting_label(x) for x in sorted({str(x) for x in models_df.get("setting", [])}))
     lines.append(
         f"Unprefixed metrics: each model's variation at the paper's fixed setting ({fixed}); "
         "best: that variation's best setting by macro MAP@15. Averages of class-wise metrics."
+        + (f" In brackets: {St.confidence_text(confidence) + ' ' if confidence else ''}bootstrap confidence "
+           "interval (queries resampled within labels; see pairwise.csv for which differences are significant)."
+           if has_ci else "")
     )
     lines.append("")
     lines.append("| " + " | ".join(_md_header(c) for c in cols) + " |")
     numeric = [pd.api.types.is_numeric_dtype(models_df[c]) and c not in ("model", "variation") for c in cols]
     lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+    def cell(r: pd.Series, c: str) -> str:
+        text = _fmt(setting_label(r[c]) if c == "best_setting" else r[c], c)
+        lo, hi = f"{c}_lo", f"{c}_hi"
+        if lo in r.index and hi in r.index and not (pd.isna(r[lo]) or pd.isna(r[hi])):
+            text += f" [{_fmt(float(r[lo]), c)}, {_fmt(float(r[hi]), c)}]"
+        return text
+
     for _, r in models_df.iterrows():
-        lines.append("| " + " | ".join(_fmt(setting_label(r[c]) if c == "best_setting" else r[c], c)
-                                       for c in cols) + " |")
+        lines.append("| " + " | ".join(cell(r, c) for c in cols) + " |")
     notes = [f"- {r['model']}: {r['note']}" for _, r in models_df.iterrows()
              if "note" in models_df.columns and str(r["note"] or "") not in ("", "nan")]
     if notes:
@@ -528,9 +670,11 @@ def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a table written by :func:`write_csv` (``pca`` and names kept as strings)."""
     str_cols = {c: str for c in ("model", "variation", "aggregation", "pca", "search", "setting", "best_setting",
-                                 "family", "label", "note", "modality", "objective", "params", "data_size")}
+                                 "family", "label", "note", "modality", "objective", "params", "data_size",
+                                 "comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
+                                 "b_setting", "better")}
     df = pd.read_csv(path, dtype=str_cols, keep_default_na=False, na_values=["nan", ""])
-    for c in ("note",):
+    for c in ("note", "better"):
         if c in df.columns:
             df[c] = df[c].fillna("")
     return df
@@ -543,16 +687,22 @@ def write_tables(
     registry: Mapping[str, Any] | None = None,
     collection: str | None = None,
     summaries: Sequence[str | Path] | None = None,
+    n_resamples: int = St.DEFAULT_RESAMPLES,
+    confidence: float = St.DEFAULT_CONFIDENCE,
+    seed: int = St.DEFAULT_SEED,
 ) -> dict[str, Path]:
     """Collect ``metrics_dir`` and write every table under ``out_dir``:
     ``all_settings.csv``, ``best_settings.csv``, ``models.csv``, ``models.md``,
-    ``families.csv``, ``labels.csv``. ``paper_table2`` (the paper's
-    table2.csv, path or DataFrame) adds the ``paper_*`` columns to models.*.
-    Returns table name -> path (keys ``all_settings, best_settings, models,
-    models_md, families, labels``). ``summaries``: see :func:`collect`."""
+    ``families.csv``, ``labels.csv``, ``pairwise.csv``. ``paper_table2`` (the
+    paper's table2.csv, path or DataFrame) adds the ``paper_*`` columns to
+    models.*. The macro metrics get bootstrap intervals (:func:`add_intervals`;
+    ``n_resamples``, ``confidence``, ``seed``) and pairwise.csv the paired
+    tests (:func:`pairwise_table`). Returns table name -> path (keys
+    ``all_settings, best_settings, models, models_md, families, labels,
+    pairwise``). ``summaries``: see :func:`collect`."""
     out = Path(out_dir)
     collection = collection or collection_name(metrics_dir)
-    df = collect(metrics_dir, summaries)
+    df = add_intervals(collect(metrics_dir, summaries), metrics_dir, n_resamples, confidence, seed)
     paper = paper_table2
     if paper is not None and not isinstance(paper, pd.DataFrame):
         paper = pd.read_csv(paper)
@@ -561,9 +711,11 @@ def write_tables(
         "all_settings": write_csv(all_settings(df), out / "all_settings.csv"),
         "best_settings": write_csv(best_settings(df), out / "best_settings.csv"),
         "models": write_csv(models, out / "models.csv"),
-        "models_md": write_text_atomic(out / "models.md", models_markdown(models, collection)),
+        "models_md": write_text_atomic(out / "models.md", models_markdown(models, collection, confidence)),
         "families": write_csv(families_table(metrics_dir, models), out / "families.csv"),
         "labels": write_csv(labels_table(metrics_dir, models), out / "labels.csv"),
+        "pairwise": write_csv(pairwise_table(metrics_dir, models, n_resamples, confidence, seed),
+                              out / "pairwise.csv"),
     }
     log.info("wrote %d table(s) under %s", len(paths), out)
     return paths

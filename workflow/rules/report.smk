@@ -1,6 +1,7 @@
-# Report stage: tables (the paper's Tables I and II, all settings, families) and figures
-# (the paper's Fig. 1 per model/variation, Fig. 2, model comparison, per-label MAP@15).
-# Short local jobs: they read small CSV/JSON files.
+# Report stage: tables (the paper's Tables I and II, all settings, families, pairwise tests)
+# and figures (the paper's Fig. 1 per model/variation, Fig. 2, model comparison with confidence
+# intervals, per-label MAP@15, significance matrix). Short local jobs: they read small
+# CSV/JSON/Parquet files; the bootstrap resamples the per-query values (no search re-runs).
 
 
 localrules:
@@ -9,9 +10,10 @@ localrules:
 
 
 rule tables:
-    """All settings, best settings (Table I), models (Table II), families, labels."""
+    """All settings, best settings (Table I), models (Table II), families, labels, pairwise tests."""
     input:
         summaries=summary_files(),
+        per_query=per_query_files(),
     output:
         all_settings=report(
             f"{C}/tables/all_settings.csv",
@@ -33,8 +35,16 @@ rule tables:
             category="Tables",
         ),
         labels=f"{C}/tables/labels.csv",
+        pairwise=report(
+            f"{C}/tables/pairwise.csv",
+            caption="../report/pairwise.rst",
+            category="Tables",
+        ),
     params:
         paper_table2=paper_table2(),
+        n_resamples=config["evaluation"]["n_resamples"],
+        confidence=config["evaluation"]["confidence"],
+        seed=config["evaluation"]["seed"],
     log:
         f"{C}/logs/tables.log",
     conda:
@@ -50,6 +60,7 @@ rule figures:
         models=f"{C}/tables/models.csv",
         families=f"{C}/tables/families.csv",
         labels=f"{C}/tables/labels.csv",
+        pairwise=f"{C}/tables/pairwise.csv",
     output:
         grid=[
             report(
@@ -80,7 +91,18 @@ rule figures:
             category="Figures",
             labels={"figure": "per label"},
         ),
-        pdfs=[f"{C}/figures/{f}.pdf" for f in ("families", "models", "per_label")],
+        significance=report(
+            f"{C}/figures/significance.png",
+            caption="../report/significance.rst",
+            category="Figures",
+            labels={"figure": "significance matrix"},
+        ),
+        pdfs=[
+            f"{C}/figures/{f}.pdf"
+            for f in ("families", "models", "per_label", "significance")
+        ],
+    params:
+        confidence=config["evaluation"]["confidence"],
     log:
         f"{C}/logs/figures.log",
     conda:

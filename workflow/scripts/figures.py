@@ -12,7 +12,8 @@ collection_dir = Path(sm.input.models).parent.parent  # results/<collection>
 with job_log(sm.log[0]):
     make_figures(
         collection_dir / "metrics",
-        {k: sm.input[k] for k in ("all_settings", "models", "families", "labels")},
+        {k: sm.input[k] for k in ("all_settings", "models", "families", "labels", "pairwise")},
         Path(sm.output.models).parent,
         collection=collection_dir.name,
+        confidence=sm.params.confidence,
     )

@@ -16,4 +16,7 @@ with job_log(sm.log[0]):
         paper_table2=sm.params.paper_table2 or None,
         collection=collection_dir.name,
         summaries=list(sm.input.summaries),
+        n_resamples=sm.params.n_resamples,
+        confidence=sm.params.confidence,
+        seed=sm.params.seed,
     )
