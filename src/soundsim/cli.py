@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="evaluate an embeddings file over aggregation x PCA x search settings (MAP@N, MR1)",
         description="Every setting writes OUT/agg-<a>_pca-<p>_search-<s>/ with per_label.csv, per_family.csv, "
-        "summary.json and rankings.h5.",
+        "summary.json, rankings.h5 and per_query.parquet (one row per query and label: AP@N, R1).",
     )
     ev.add_argument("embeddings", type=Path, help="embeddings file (HDF5, docs/embeddings-format.md)")
     ev.add_argument("--ground-truth", required=True, type=Path,
