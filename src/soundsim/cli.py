@@ -105,9 +105,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
     weights_dir = args.weights_dir or cfg.get("weights_dir")
     if args.paper:
         rows = [(name, inf.paper.modality, inf.paper.objective, inf.paper.params, inf.paper.data_size,
-                 str(inf.paper.dims), inf.default_variation, ", ".join(inf.variations), inf.env)
+                 str(inf.paper.dims), inf.env, ", ".join([inf.default_variation]
+                                                         + [v for v in inf.variations if v != inf.default_variation]))
                 for name, inf in models.available().items() if inf.paper is not None]
-        _print_table(("model", "modality", "objective", "params", "data", "dims", "default", "variations", "env"),
+        _print_table(("model", "modality", "objective", "params", "data", "dims", "env", "variations (default first)"),
                      rows)
         print(f"({len(rows)} models of the paper's Table II; dims: native embedding size as in the paper)")
         return 0
