@@ -57,3 +57,45 @@ def test_demo_workflow_through_the_slurm_profile(cluster, tmp_path, venv_bin):
         "agg-mean_pca-10_search-mcss", "agg-mean_pca-10_search-nns",
         "agg-mean_pca-none_search-mcss", "agg-mean_pca-none_search-nns",
     ]
+
+
+def test_gpu_model_on_a_cluster_without_gpus(cluster, tmp_path, venv_bin):
+    """A model that asks for a GPU (beats: gpu=1 -> sbatch --gpus=1) runs on a GPU-less
+    cluster with the documented override `--set-resources extract_shard:gpu=0`
+    (a small random BEATs checkpoint in the official format, found through weights_dir)."""
+    import torch
+
+    from soundsim.models import _beats_net
+
+    cfg_net = dict(input_patch_size=16, embed_dim=24, conv_bias=False, encoder_layers=2, encoder_embed_dim=32,
+                   encoder_ffn_embed_dim=48, encoder_attention_heads=4, activation_fn="gelu",
+                   layer_wise_gradient_decay_ratio=0.6, layer_norm_first=False, deep_norm=True, dropout=0.0,
+                   attention_dropout=0.0, activation_dropout=0.0, encoder_layerdrop=0.05, dropout_input=0.0,
+                   conv_pos=16, conv_pos_groups=4, relative_position_embedding=True, num_buckets=32,
+                   max_distance=80, gru_rel_pos=True, finetuned_model=False, predictor_dropout=0.0,
+                   predictor_class=527)
+    torch.manual_seed(0)
+    sd = _beats_net.BEATs(_beats_net.BEATsConfig.from_dict(cfg_net)).state_dict()
+    for k, v in sd.items():  # random weights (a fresh module's weight-norm direction is all zeros)
+        v.copy_(torch.randn_like(v) * (0.5 if v.ndim > 1 else 0.1) + (1.0 if k.endswith("norm.weight") else 0.0))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    torch.save({"cfg": cfg_net, "model": sd}, weights / "BEATs_iter3_plus_AS2M.pt")
+    cfg = {
+        "collection": {"name": "demo", "kind": "demo", "clips_per_class": 2},
+        "weights_dir": str(weights),
+        "models": {"beats": {"variations": ["iter3_plus_AS2M"]}},
+        "extraction": {"shards": 1},
+        "grid": {"aggregations": ["mean"], "pca": ["none"], "searches": ["mcss"]},
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = ["timeout", "-k", "10", "900", str(venv_bin / "snakemake"), "-s", str(ROOT / "Snakefile"),
+           "-d", str(tmp_path), "--profile", str(ROOT / "profiles" / "slurm"),
+           "--set-resources", "extract_shard:gpu=0"]
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}"}
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=960)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert any("rule_extract_shard" in ln and "submitted with SLURM jobid" in ln for ln in out.splitlines())
+    best = pd.read_csv(tmp_path / "results" / "demo" / "tables" / "best_settings.csv")
+    assert best["model"].tolist() == ["beats"] and best["map@15"].between(0, 1).all()
