@@ -70,6 +70,24 @@ def load_exact(module, state: Mapping[str, Any], where: str, path: str) -> None:
     module.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
+def mlp(dim: int, hidden: int):
+    """The transformer MLP of both models (timm's ``Mlp``, ImageBind's ``Mlp``): ``fc1``,
+    GELU, ``fc2``, with those parameter names."""
+    from torch import nn
+
+    class Mlp(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = nn.Linear(dim, hidden)
+            self.act = nn.GELU()
+            self.fc2 = nn.Linear(hidden, dim)
+
+        def forward(self, x):
+            return self.fc2(self.act(self.fc1(x)))
+
+    return Mlp()
+
+
 def build_cavmae_audio(dim: int, depth_a: int, depth_u: int, hidden: int, heads: int, n_patches: int):
     """CAV-MAE's audio path (``forward_feat`` audio part), module names as in the checkpoint."""
     import torch
@@ -90,16 +108,6 @@ def build_cavmae_audio(dim: int, depth_a: int, depth_u: int, hidden: int, heads:
             attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
             return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
 
-    class Mlp(nn.Module):  # timm Mlp: fc1, GELU, fc2
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc1 = nn.Linear(dim, hidden)
-            self.act = nn.GELU()
-            self.fc2 = nn.Linear(hidden, dim)
-
-        def forward(self, x):
-            return self.fc2(self.act(self.fc1(x)))
-
     class Block(nn.Module):
         """CAV-MAE's Block: one attention and MLP, separate layer norms for the
         unified (``norm1``/``norm2``) and audio (``norm1_a``/``norm2_a``) streams
@@ -110,7 +118,7 @@ def build_cavmae_audio(dim: int, depth_a: int, depth_u: int, hidden: int, heads:
             self.norm1, self.norm1_a = nn.LayerNorm(dim), nn.LayerNorm(dim)
             self.attn = Attention()
             self.norm2, self.norm2_a = nn.LayerNorm(dim), nn.LayerNorm(dim)
-            self.mlp = Mlp()
+            self.mlp = mlp(dim, hidden)
 
         def forward(self, x, modality: str | None = None):
             n1, n2 = (self.norm1, self.norm2) if modality is None else (self.norm1_a, self.norm2_a)
@@ -184,22 +192,12 @@ def build_imagebind_audio(dim: int, depth: int, hidden: int, heads: int, n_token
             tokens = torch.cat((self.cls_token.expand(tokens.shape[0], -1, -1), tokens), dim=1)
             return tokens + self.pos_embedding_helper.pos_embed  # input is always 128 x 204: no interpolation
 
-    class Mlp(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.fc1 = nn.Linear(dim, hidden)
-            self.act = nn.GELU()
-            self.fc2 = nn.Linear(hidden, dim)
-
-        def forward(self, x):
-            return self.fc2(self.act(self.fc1(x)))
-
     class BlockWithMasking(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.attn = nn.MultiheadAttention(dim, heads, bias=True, add_bias_kv=True)
             self.norm_1 = nn.LayerNorm(dim, eps=1e-6)
-            self.mlp = Mlp()
+            self.mlp = mlp(dim, hidden)
             self.norm_2 = nn.LayerNorm(dim, eps=1e-6)
 
         def forward(self, x):  # x: (tokens, batch, dim), as ImageBind's trunk
