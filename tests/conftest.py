@@ -210,3 +210,19 @@ def chirp(seconds: float, sr: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = 0.3 * np.sin(2 * np.pi * (200 + 60 * seed + 30 * t) * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 0.25 * t))
     return (x + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+EXTRACT_ONE_SHARD = '''
+import sys
+from soundsim import extract
+man, model, variation, out, weights = sys.argv[1:6]
+shard = extract.extract_shard(man, model, variation, 0, 1, out + ".shard", weights=weights or None, progress=False)
+extract.merge_shards([shard], out)
+'''
+
+
+def extract_offline(env: str, manifest: Path, model: str, variation: str, out: Path,
+                    weights: Path | str | None = None) -> None:
+    """Extract ``manifest`` with one model/variation as one shard and merge it into ``out``,
+    in environment ``env`` with networking disabled (see :func:`run_offline`)."""
+    run_offline(env, EXTRACT_ONE_SHARD, str(manifest), model, variation, str(out), str(weights or ""))

@@ -20,7 +20,7 @@ import soundfile as sf
 
 from soundsim import models, store
 
-from conftest import chirp, run_offline, write_manifest
+from conftest import chirp, extract_offline, run_offline, write_manifest
 
 pytestmark = pytest.mark.model_env("soundsim")
 
@@ -125,16 +125,6 @@ RUN = textwrap.dedent(
     """
 )
 
-EXTRACT = textwrap.dedent(
-    """
-    import sys
-    from soundsim import extract
-    man, out, ckpt = sys.argv[1:4]
-    shard = extract.extract_shard(man, "audioclip", "full-training", 0, 1, out + ".shard", weights=ckpt,
-                                  progress=False)
-    extract.merge_shards([shard], out)
-    """
-)
 
 
 
@@ -237,7 +227,7 @@ def test_extraction(res, audio_files, ckpt_dir, tmp_path):
     paths = [audio_files["one"], audio_files["ten"], audio_files["short"]]
     man = write_manifest(tmp_path, paths, label="Music")
     out = tmp_path / "full-training.h5"
-    run_offline("soundsim", EXTRACT, str(man), str(out), str(ckpt_dir / "AudioCLIP-Full-Training.pt"))
+    extract_offline("soundsim", man, "audioclip", "full-training", out, ckpt_dir / "AudioCLIP-Full-Training.pt")
     e = store.read_embeddings(out)
     assert e.fnames == ["one", "ten", "short48k"] and e.failed == []
     assert np.diff(e.offsets).tolist() == [1, 1, 1]

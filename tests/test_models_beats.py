@@ -28,7 +28,7 @@ import soundfile as sf
 
 from soundsim import models, store
 
-from conftest import run_offline, write_manifest
+from conftest import extract_offline, run_offline, write_manifest
 
 pytestmark = pytest.mark.model_env("soundsim")
 
@@ -132,16 +132,6 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-EXTRACT = textwrap.dedent(
-    """
-    import sys
-    from soundsim import extract
-    man, weights, out = sys.argv[1:4]
-    shard = extract.extract_shard(man, "beats", "iter3_plus_AS2M", 0, 1, out + ".shard", weights=weights,
-                                  progress=False)
-    extract.merge_shards([shard], out)
-    """
-)
 
 
 def clip(seconds: float, seed: int) -> np.ndarray:
@@ -255,7 +245,7 @@ def test_extraction_through_the_main_env(files, run, tmp_path):
     names = ["one", "ten", "short"]
     man = write_manifest(tmp_path, [Path(files[n]) for n in names], label="Dog")
     out = tmp_path / "beats.h5"
-    run_offline("soundsim", EXTRACT, str(man), str(folder / "BEATs_iter3_plus_AS2M.pt"), str(out))
+    extract_offline("soundsim", man, "beats", "iter3_plus_AS2M", out, folder / "BEATs_iter3_plus_AS2M.pt")
     e = store.read_embeddings(out)
     assert e.fnames == names and e.failed == []
     assert np.diff(e.offsets).tolist() == [ROWS[n] for n in names]

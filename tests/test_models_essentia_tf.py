@@ -25,7 +25,7 @@ import soundfile as sf
 from soundsim import models, store
 
 import essentia_tf_graphs as graphs
-from conftest import run_offline, write_manifest
+from conftest import extract_offline, run_offline, write_manifest
 
 ENV = "essentia-tf"
 pytestmark = pytest.mark.model_env(ENV)
@@ -115,15 +115,6 @@ EMBED = textwrap.dedent(
     """
 )
 
-EXTRACT = textwrap.dedent(
-    """
-    import sys
-    from soundsim import extract
-    man, out, pb = sys.argv[1:4]
-    shard = extract.extract_shard(man, "fsd-sinet", "vgg42-tlpf-1", 0, 1, out + ".shard", weights=pb, progress=False)
-    extract.merge_shards([shard], out)
-    """
-)
 
 
 def model_dir(root: Path, name: str, variation: str) -> Path:
@@ -354,7 +345,7 @@ def test_extraction_through_the_env(weights, audio_files, results, tmp_path):
     paths = [audio_files["ten"], audio_files["one"], audio_files["long"]]
     man = write_manifest(tmp_path, paths, label="Dog")
     out = tmp_path / "vgg42-tlpf-1.h5"
-    run_offline(ENV, EXTRACT, str(man), str(out), str(weights["pbs"][("fsd-sinet", "vgg42-tlpf-1")]))
+    extract_offline(ENV, man, "fsd-sinet", "vgg42-tlpf-1", out, weights["pbs"][("fsd-sinet", "vgg42-tlpf-1")])
     e = store.read_embeddings(out)
     assert e.fnames == ["ten", "one", "long"] and e.failed == []
     assert np.diff(e.offsets).tolist() == [19, 1, 49]

@@ -26,7 +26,7 @@ import soundfile as sf
 
 from soundsim import models, store
 
-from conftest import run_offline, write_manifest
+from conftest import extract_offline, run_offline, write_manifest
 
 pytestmark = pytest.mark.model_env("laion-clap")
 
@@ -131,16 +131,6 @@ EMBED = textwrap.dedent(
     """
 )
 
-EXTRACT = textwrap.dedent(
-    """
-    import sys
-    from soundsim import extract
-    man, out, weights = sys.argv[1:4]
-    shard = extract.extract_shard(man, "laion-clap", "630k-fusion-best", 0, 1, out + ".shard", weights=weights,
-                                  progress=False)
-    extract.merge_shards([shard], out)
-    """
-)
 
 
 def signal(seconds: float, seed: int) -> np.ndarray:
@@ -284,7 +274,7 @@ def test_extraction_through_the_laion_clap_env(audio_files, computed, tmp_path):
     paths = [audio_files["one"], audio_files["ten"], audio_files["long"], audio_files["stereo"]]
     man = write_manifest(tmp_path, paths, label="Dog")
     out = tmp_path / "630k-fusion-best.h5"
-    run_offline(ENV, EXTRACT, str(man), str(out), str(computed["folder"] / "630k-fusion-best.pt"))
+    extract_offline(ENV, man, "laion-clap", "630k-fusion-best", out, computed["folder"] / "630k-fusion-best.pt")
     e = store.read_embeddings(out)
     assert e.fnames == ["one", "ten", "long", "stereo44k"] and e.failed == []
     assert np.diff(e.offsets).tolist() == [1, 1, 1, 1]

@@ -35,7 +35,7 @@ import soundfile as sf
 
 from soundsim import models, store
 
-from conftest import run_offline, write_manifest
+from conftest import extract_offline, run_offline, write_manifest
 
 pytestmark = pytest.mark.model_env("msclap")
 
@@ -197,15 +197,6 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-EXTRACT = textwrap.dedent(
-    """
-    import sys
-    from soundsim import extract
-    man, out, ckpt = sys.argv[1:4]
-    extract.merge_shards([extract.extract_shard(man, "clap-2023", "2023", 0, 1, out + ".shard", weights=ckpt,
-                                                progress=False)], out)
-    """
-)
 
 
 def _clip(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
@@ -333,7 +324,7 @@ def test_extraction_through_the_msclap_env(folder, tmp_path):
     names = ["ten", "one", "stereo48k", "long"]
     man = write_manifest(tmp_path, [folder / f"{n}.wav" for n in names], label="Music")
     out = tmp_path / "2023.h5"
-    run_offline("msclap", EXTRACT, str(man), str(out), str(folder / "clap-2023.pth"))
+    extract_offline("msclap", man, "clap-2023", "2023", out, folder / "clap-2023.pth")
     e = store.read_embeddings(out)
     assert e.fnames == names and e.failed == []
     assert np.diff(e.offsets).tolist() == [2, 1, 2, 4]

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from soundsim import models, store
 
-from conftest import chirp, run_offline, write_manifest
+from conftest import chirp, extract_offline, run_offline, write_manifest
 
 pytestmark = pytest.mark.model_env("soundsim")
 
@@ -115,15 +115,6 @@ RUN = textwrap.dedent(
     """
 )
 
-EXTRACT = textwrap.dedent(
-    """
-    import sys
-    from soundsim import extract
-    man, out, ckpt = sys.argv[1:4]
-    shard = extract.extract_shard(man, "wav2clip", "base", 0, 1, out + ".shard", weights=ckpt, progress=False)
-    extract.merge_shards([shard], out)
-    """
-)
 
 
 
@@ -206,7 +197,7 @@ def test_extraction(res, audio_files, ckpt_dir, tmp_path):
     paths = [audio_files["one"], audio_files["ten"], audio_files["short"]]
     man = write_manifest(tmp_path, paths, label="Music")
     out = tmp_path / "base.h5"
-    run_offline("soundsim", EXTRACT, str(man), str(out), str(ckpt_dir / "Wav2CLIP.pt"))
+    extract_offline("soundsim", man, "wav2clip", "base", out, ckpt_dir / "Wav2CLIP.pt")
     e = store.read_embeddings(out)
     assert e.fnames == ["one", "ten", "short48k"] and e.failed == []
     assert np.diff(e.offsets).tolist() == [1, 1, 1]
