@@ -68,3 +68,73 @@ def test_load_is_deterministic(tmp_path, write_audio):
     a, _ = audio.load(p, sample_rate=22050)
     b, _ = audio.load(p, sample_rate=22050)
     assert np.array_equal(a, b)
+
+
+# ---------------------------------------------------------------- streaming load (issue 12)
+
+
+def _one_shot_load(path, sample_rate=None, mono=True):
+    """What audio.load did before it streamed: decode all, downmix, one-shot soxr."""
+    import soundfile as sf
+    import soxr
+
+    x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    if mono:
+        x = x.mean(axis=1, dtype=np.float32)
+    if sample_rate is not None and sr != sample_rate:
+        x = soxr.resample(x, sr, sample_rate, quality="VHQ").astype(np.float32, copy=False)
+        sr = sample_rate
+    return np.ascontiguousarray(x), sr
+
+
+@pytest.mark.parametrize("ext,subtype", [(".wav", "PCM_16"), (".wav", "FLOAT"), (".flac", "PCM_24"), (".ogg", "VORBIS")])
+@pytest.mark.parametrize("sr,channels,seconds", [(44100, 2, 1.37), (48000, 1, 0.9), (22050, 3, 0.25), (16000, 2, 1e-4)])
+def test_streaming_load_is_bit_identical_to_one_shot(tmp_path, monkeypatch, ext, subtype, sr, channels, seconds):
+    import soundfile as sf
+
+    monkeypatch.setattr(audio, "LOAD_BLOCK", 4096)  # many blocks, a partial last one
+    rng = np.random.default_rng(sr + channels)
+    p = tmp_path / f"x{ext}"
+    sf.write(p, np.clip(0.3 * rng.standard_normal((max(1, int(seconds * sr)), channels)), -1, 1), sr, subtype=subtype)
+    for target in (None, 16000, 44100, 48000):
+        for mono in (True, False):
+            got, got_sr = audio.load(p, sample_rate=target, mono=mono)
+            want, want_sr = _one_shot_load(p, target, mono)
+            assert got_sr == want_sr and got.dtype == np.float32 and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)  # bit-identical, not just close
+
+
+def test_streaming_load_memory_is_about_the_output(tmp_path):
+    """Peak numpy allocation of a 60 s 48 kHz stereo file loaded as 16 kHz mono: about the
+    output (3.8 MB) plus one block, not the decoded file (23 MB)."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    p = tmp_path / "long.wav"
+    sf.write(p, 0.1 * np.ones((60 * 48000, 2), dtype=np.float32), 48000, subtype="PCM_16")
+    tracemalloc.start()
+    try:
+        x, _ = audio.load(p, sample_rate=16000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert x.shape == (60 * 16000,)
+    assert peak < x.nbytes + 4_000_000, peak
+
+
+@pytest.mark.parametrize("value,name", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+def test_load_names_the_first_non_finite_sample(tmp_path, monkeypatch, value, name):
+    import soundfile as sf
+
+    monkeypatch.setattr(audio, "LOAD_BLOCK", 1000)
+    x = np.zeros((5000, 2), dtype=np.float32)
+    x[2345, 1] = value  # in the third block
+    x[3000, 0] = np.nan  # a later one is not named
+    p = tmp_path / "bad.wav"
+    sf.write(p, x, 8000, subtype="FLOAT")
+    for target in (None, 16000):
+        with pytest.raises(AudioError) as exc:
+            audio.load(p, sample_rate=target)
+        assert exc.value.path == str(p)
+        assert exc.value.reason == f"non-finite sample ({name}) at frame 2345 (0.293 s), channel 1"
