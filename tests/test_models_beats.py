@@ -127,6 +127,18 @@ SCRIPT = textwrap.dedent(
         except ConfigError as e:
             errors[f"chunk_{bad}"] = str(e)
     info["errors"] = errors
+
+    # long clips (issue 12): up to 30 s one pass (as before), longer ones in 30 s blocks of whole patches
+    one_pass = models.load("beats", weights=pre, options={"chunk_seconds": None})
+    res["long_one_pass"] = one_pass.embed(x)
+    x45 = np.concatenate([x, audio.load(files["ten"], 16000)[0], x[:10 * 16000]])  # 45 s: 281 patches
+    res["x45"] = m.embed(x45)
+    res["x45_one_pass"] = one_pass.embed(x45)
+    block = (187 * 16 - 1) * 160 + 400  # samples of one 30 s block (187 patches)
+    res["x45_head"] = m.embed(x45[:block])
+    res["x45_tail"] = m.embed(x45[94 * 2560 : 94 * 2560 + block])  # the last block: patches 94 .. 280
+    feats = m.embedder.features(x45)
+    res["fbank_block_diff"] = np.array(float((m.embedder.features(x45, 1000, 800) - feats[:, 1000:1800]).abs().max()))
     np.savez(folder + "/res.npz", **res)
     json.dump(info, open(folder + "/info.json", "w"))
     """
@@ -251,3 +263,15 @@ def test_extraction_through_the_main_env(files, run, tmp_path):
     assert np.diff(e.offsets).tolist() == [ROWS[n] for n in names]
     assert e.attrs["level"] == "frame" and float(e.attrs["hop"]) == pytest.approx(0.16)
     assert np.array_equal(e.embeddings, np.concatenate([res[n] for n in names]))
+
+
+def test_long_clips_in_30_second_blocks(run):
+    """Issue 12: clips up to 30 s as before (one pass, bit for bit); a 45 s clip in two blocks,
+    the second ending at the clip's end (its rows after the first block's end kept)."""
+    res, _, _ = run
+    assert np.array_equal(res["long"], res["long_one_pass"])  # 25 s: the default is the single pass
+    assert res["x45"].shape == res["x45_one_pass"].shape == (281, 32)
+    np.testing.assert_allclose(res["x45"][:187], res["x45_head"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(res["x45"][187:], res["x45_tail"][93:], rtol=0, atol=1e-5)
+    assert not np.allclose(res["x45"][187:], res["x45_one_pass"][187:], atol=1e-4)
+    assert float(res["fbank_block_diff"]) <= 1e-6  # a block's fbank = the clip's fbank rows

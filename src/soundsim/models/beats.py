@@ -54,15 +54,25 @@ number of tokens); a median or maximum over rows does not equal theirs over toke
 Clips shorter than 0.175 s (2800 samples, 16 fbank frames) are zero-padded at
 the end to that length by extraction (``min_duration``): one row.
 
-Long clips: the whole clip in one forward pass, as the authors did (FSD50K
-clips are at most 30 s: 1496 tokens); neither position encoding limits the
-length (a convolutional positional embedding and a bucketed relative position
-bias; BEATs was pre-trained on 10 s clips). Attention memory grows with the
-square of the length (50 tokens per second; one attention matrix takes
-12 x (50 x seconds)^2 x 4 bytes, and a few exist at once: 1 GB each at 90 s,
-11 GB at 5 min); the option ``chunk_seconds`` (default none) embeds
-consecutive, non-overlapping blocks of whole patches of at most that length
-separately (same rows, deterministic; values differ from a single pass).
+Long clips: clips up to 30 s (all of FSD50K: at most 187 rows, 1496 tokens)
+go through the encoder whole, in one forward pass, as the authors did; neither
+position encoding limits the length (a convolutional positional embedding and a
+bucketed relative position bias; BEATs was pre-trained on 10 s clips). Longer
+clips are cut into blocks of whole patches of at most ``chunk_seconds``
+(default :data:`CHUNK_SECONDS` = 30 s: 187 patches), each embedded alone,
+because attention memory grows with the square of the length (50 tokens per
+second; one attention matrix takes 12 x (50 x seconds)^2 x 4 bytes, and a few
+exist at once: 1 GB each at 90 s, 11 GB at 5 min). The blocks are consecutive
+and non-overlapping from the start; when the clip does not end on a block
+boundary, the last block is the last ``chunk_seconds`` of the clip (it overlaps
+the one before, and only its rows after that block's end are kept), so every
+row of a long clip is computed with at least ``chunk_seconds`` of context.
+Same rows as a single pass, deterministic; values of rows past the first block
+differ from a single pass (less context). The fbank is computed per block too
+(its frames depend on their own samples only), so memory is bounded whatever
+the clip's length: about 0.5 GB of activations for a 30 s block on the
+official model. ``chunk_seconds: null`` embeds the whole clip in one pass at
+any length (the authors' choice; memory unbounded).
 
 Checkpoint format (official): ``torch.save({'cfg': {BEATsConfig fields},
 'model': state_dict, ...})``; loaded with ``torch.load(weights_only=True)``
@@ -109,6 +119,7 @@ MIN_SAMPLES = FRAME_LENGTH + (PATCH - 1) * FRAME_SHIFT  # 2800: 16 fbank frames,
 VARIATIONS = ("iter3", "iter3_plus_AS20K", "iter3_plus_AS2M")
 WEIGHT_FILES = {v: f"BEATs_{v}.pt" for v in VARIATIONS}
 OPTIONS = ("chunk_seconds",)
+CHUNK_SECONDS = 30.0  # default block length for long clips: every FSD50K clip (<= 30 s) is one block
 
 INFO = ModelInfo(
     name="beats",
@@ -126,8 +137,9 @@ INFO = ModelInfo(
     "BEATs_iter3_plus_AS2M.pt from the links in github.com/microsoft/unilm/tree/master/beats (README)",
     weight_files=WEIGHT_FILES,
     min_duration=MIN_SAMPLES / SAMPLE_RATE,
-    long_clips="the whole clip in one pass (the authors' choice); option chunk_seconds embeds consecutive "
-    "blocks of whole patches separately to bound memory",
+    long_clips="clips up to 30 s in one pass (the authors' choice); longer ones in consecutive 30 s blocks of "
+    "whole patches, each embedded alone, the last one ending at the clip's end (option chunk_seconds; null = "
+    "one pass whatever the length)",
     paper=PaperInfo(modality="A", objective="Classification", params="90M", data_size="1.8M", dims=768),
     packages=("torch",),
     needs_gpu=True,
@@ -197,7 +209,7 @@ class BEATsEmbedder:
     """A loaded BEATs checkpoint; ``embed`` -> (rows, encoder_embed_dim) float32, see module docstring."""
 
     def __init__(self, variation: str, weights: str | None, device: str = "cpu",
-                 chunk_seconds: float | None = None) -> None:
+                 chunk_seconds: float | None = CHUNK_SECONDS) -> None:
         import torch
 
         if weights is None:
@@ -208,35 +220,53 @@ class BEATsEmbedder:
         self.dim = int(self.model.cfg.encoder_embed_dim)
         self.chunk_patches = None if chunk_seconds is None else int(math.floor(chunk_seconds / HOP + 1e-9))
 
-    def features(self, waveform: np.ndarray):
-        """(1, T, 128) normalised fbank, as upstream ``BEATs.preprocess``, on the model's device."""
+    def features(self, waveform: np.ndarray, first_frame: int = 0, n_frames: int | None = None):
+        """(1, T, 128) normalised fbank, as upstream ``BEATs.preprocess``, on the model's device:
+        the whole clip's, or its frames ``first_frame .. first_frame + n_frames - 1`` alone
+        (computed from the samples those frames cover: the same values)."""
         from soundsim.models import _beats_net as net
         from soundsim.models._kaldi import fbank_torch
 
-        x = np.asarray(waveform, dtype=np.float32).reshape(-1) * np.float32(2**15)
-        fb = fbank_torch(x, SAMPLE_RATE, net.NUM_MEL_BINS, window_type="povey")
+        x = np.asarray(waveform, dtype=np.float32).reshape(-1)
+        if n_frames is not None:
+            start = first_frame * FRAME_SHIFT
+            x = x[start : start + (n_frames - 1) * FRAME_SHIFT + FRAME_LENGTH]
+        fb = fbank_torch(x * np.float32(2**15), SAMPLE_RATE, net.NUM_MEL_BINS, window_type="povey")
         return net.BEATs.normalise(fb).unsqueeze(0).to(self.device)
+
+    def blocks(self, total: int) -> list[tuple[int, int, int]]:
+        """(first patch, end patch, first row kept) of each forward pass over a clip of ``total`` patches."""
+        step = self.chunk_patches
+        if step is None or total <= step:
+            return [(0, total, 0)]
+        out = [(s, s + step, s) for s in range(0, total - step + 1, step)]
+        if out[-1][1] < total:  # the last block ends at the clip's end; keep only its new rows
+            out.append((total - step, total, out[-1][1]))
+        return out
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"BEATs expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
-        if n_rows(len(waveform)) == 0:
+        total = n_rows(len(waveform))
+        if total == 0:
             raise ValueError(f"clip too short for BEATs: {len(waveform)} samples, one patch needs {MIN_SAMPLES} "
                              f"(pad clips to {INFO.min_duration} s)")
-        fb = self.features(waveform)
-        usable = (fb.shape[1] // PATCH) * PATCH
-        step = usable if self.chunk_patches is None else self.chunk_patches * PATCH
+        out = np.empty((total, self.dim), dtype=np.float32)
         with self.torch.inference_mode():
-            rows = [self.model.frames(fb[:, s : s + step]) for s in range(0, usable, step)]
-        return self.torch.cat(rows, dim=1)[0].float().cpu().numpy().astype(np.float32)
+            for first, end, keep in self.blocks(total):
+                fb = self.features(waveform, first * PATCH, (end - first) * PATCH)
+                rows = self.model.frames(fb)[0].float().cpu().numpy()
+                out[keep:end] = rows[keep - first :]
+        return out
 
 
 def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> BEATsEmbedder:
-    """Option ``chunk_seconds`` (default None: the whole clip in one pass), see module docstring."""
+    """Option ``chunk_seconds`` (default :data:`CHUNK_SECONDS`; null: the whole clip in one pass
+    at any length), see module docstring."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"beats takes the option 'chunk_seconds', got {unknown}")
-    chunk = options.get("chunk_seconds")
+    chunk = options.get("chunk_seconds", CHUNK_SECONDS)
     if chunk is not None:
         try:
             chunk = float(chunk)  # type: ignore[arg-type]
