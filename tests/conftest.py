@@ -102,6 +102,8 @@ def write_manifest(folder: Path, paths: list[Path], label: str = "Dog") -> Path:
 
     from soundsim.manifest import MANIFEST_COLUMNS
 
+    from soundsim.fingerprint import file_fingerprint
+
     rows = []
     for p in paths:
         try:
@@ -109,7 +111,8 @@ def write_manifest(folder: Path, paths: list[Path], label: str = "Dog") -> Path:
             sr, ch, fr, fmt, st = i.samplerate, i.channels, i.frames, i.format, i.subtype
         except Exception:
             sr, ch, fr, fmt, st = 0, 0, 0, "", ""
-        rows.append((p.stem, str(p), fr / sr if sr else 0.0, sr, ch, fr, fmt, st, label))
+        fp = file_fingerprint(p) if Path(p).is_file() else ""
+        rows.append((p.stem, str(p), fr / sr if sr else 0.0, sr, ch, fr, fmt, st, fp, label))
     m = folder / "manifest.csv"
     pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(m, index=False)
     return m

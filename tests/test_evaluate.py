@@ -116,8 +116,36 @@ def test_cli_input_errors(files, tmp_path, capsys):
     assert main([*base, "--pca", "13"]) == 2  # dim 12
     assert "PCA with 13 components is impossible" in capsys.readouterr().err
     assert main([*base, "--aggregation", "none", "--pca", "none"]) == 2
-    assert "aggregation 'none' needs one row per clip" in capsys.readouterr().err
-    assert not (tmp_path / "o").exists()  # nothing written before the settings were checked
+    assert "aggregation 'none' needs exactly one row per clip" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # no setting could run: nothing written
+
+
+def test_a_failing_setting_does_not_discard_the_others(files, tmp_path, capsys):
+    emb, gt, *_ = files
+    out = tmp_path / "o"
+    rc = main(["-q", "evaluate", str(emb), "--ground-truth", str(gt), "--aggregation", "mean",
+               "--pca", "5", "13", "--out", str(out)])
+    assert rc == 2
+    cap = capsys.readouterr()
+    assert "3 of 6 setting(s) could not be evaluated (the other 3 were evaluated and written)" in cap.err
+    assert "agg-mean_pca-13_search-mips, agg-mean_pca-13_search-mcss, agg-mean_pca-13_search-nns: PCA with 13" in cap.err
+    assert "3 setting(s) ->" in cap.out and "agg-mean_pca-5_search-nns" in cap.out
+    for s in ("mips", "mcss", "nns"):
+        assert (out / f"agg-mean_pca-5_search-{s}" / "summary.json").is_file()
+        assert not (out / f"agg-mean_pca-13_search-{s}").exists()
+
+
+def test_evaluate_out_naming_a_file_is_one_clear_error(files, tmp_path, capsys):
+    emb, gt, *_ = files
+    out = tmp_path / "taken.txt"
+    out.write_text("mine")
+    assert main(["-q", "evaluate", str(emb), "--ground-truth", str(gt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"soundsim evaluate: error: --out {out}: exists and is not a folder; give "
+                                        "a folder (one subfolder per setting is written there)"]
+    assert out.read_text() == "mine"
+    with pytest.raises(CollectionError, match="exists and is not a folder"):
+        evaluate_grid(read_embeddings(emb), pd.read_csv(gt), out_dir=out)
 
 
 def test_grid_matches_direct_metrics(files):

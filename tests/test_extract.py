@@ -113,15 +113,14 @@ def test_broken_audio_fail_names_the_file(tmp_path, broken):
     assert not (tmp_path / "x.h5").exists()
 
 
-def test_journal_survives_a_torn_record(tmp_path, clips):
+def test_journal_survives_a_torn_record(tmp_path, clips, caplog):
     man = write_manifest(tmp_path, clips[:4])
     out = tmp_path / "s.h5"
-    meta = None
     # embed two clips through the real code path, then simulate a crash mid-record
     ref = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "ref.h5", progress=False))
-    j = extract.Journal(out.with_name(out.name + ".partial"), meta := _meta(man, clips[:4]))
-    j.add(ref.fnames[0], ref.clip_rows(0))
-    j.add(ref.fnames[1], ref.clip_rows(1))
+    j = extract.Journal(extract.journal_path(out), meta := _meta())
+    j.add(ref.fnames[0], ref.clip_rows(0), ref.keys[0])
+    j.add(ref.fnames[1], ref.clip_rows(1), ref.keys[1])
     with open(j.rows_path, "ab") as fh:
         fh.write(b"\x00" * 1000)  # rows of a clip whose index line never got written
     with open(j.index_path, "a") as fh:
@@ -129,16 +128,16 @@ def test_journal_survives_a_torn_record(tmp_path, clips):
     j2 = extract.Journal(j.folder, meta)
     assert [r.fname for r in j2.records] == ["c00", "c01"]
     assert j2.rows_path.stat().st_size == (ref.offsets[2]) * 512 * 4
+    caplog.set_level("INFO")
     got = store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, out, progress=False))
     assert np.array_equal(got.embeddings, ref.embeddings) and got.fnames == ref.fnames
+    assert "4 clips: 0 reused from no previous file, 2 already done (journal), 2 to embed" in caplog.text
 
 
-def _meta(man, paths):
-    import hashlib
+def _meta():
+    from soundsim.provenance import model_code_version
 
-    fn = [p.stem for p in paths]
-    return {"model": MODEL, "variation": VAR, "weights": None, "options": {}, "shard": [0, 1],
-            "clips": hashlib.sha256("\n".join(fn).encode()).hexdigest()}
+    return extract.journal_meta(MODEL, VAR, None, "bundled", {}, model_code_version(MODEL))
 
 
 def test_journal_for_other_settings_is_discarded(tmp_path, clips, caplog):
@@ -180,13 +179,114 @@ def test_kill_minus_9_then_resume_equals_uninterrupted(tmp_path, clips):
     assert got.failed == ref.failed
 
 
-def test_collection_transform_minmax():
-    x = np.array([[1.0, 5.0, 2.0], [3.0, 5.0, 0.0], [2.0, 5.0, 1.0]], dtype=np.float32)
-    y = extract.collection_transform("minmax", x)
-    np.testing.assert_allclose(y, [[0, 0, 1], [1, 0, 0], [0.5, 0, 0.5]])
-    assert extract.collection_transform(None, x) is x
-
-
 def test_prepare_pads_short_clips():
     assert len(extract.prepare(np.ones(100, np.float32), 1000, 0.5)) == 500
     assert len(extract.prepare(np.ones(800, np.float32), 1000, 0.5)) == 800
+
+
+# --------------------------------------------------------------------------- content keys and reuse
+
+
+def _run(man, out, **kw):
+    return store.read_embeddings(extract.extract_shard(man, MODEL, VAR, 0, 1, out, progress=False, **kw))
+
+
+def test_only_changed_and_new_clips_are_embedded_the_rest_is_reused_bit_for_bit(tmp_path, clips, caplog):
+    import shutil
+
+    from conftest import tone
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    paths = [folder / p.name for p in clips[:6]]
+    for src, dst in zip(clips[:6], paths, strict=True):
+        shutil.copy(src, dst)
+    first = _run(write_manifest(tmp_path, paths), tmp_path / "first.h5")
+    assert first.keys is not None and len(set(first.keys)) == 6 and first.attrs["n_reused"] == 0
+    # one clip's audio changes (same name), one clip leaves, one arrives
+    sf.write(paths[2], tone(3.0, 22050, 1, freq=997, seed=99), 22050)
+    new = folder / "new.wav"
+    sf.write(new, tone(2.0, 16000, 1, freq=333, seed=7), 16000)
+    man = write_manifest(tmp_path, [p for p in paths if p.name != "c04.wav"] + [new])
+    caplog.set_level("INFO")
+    second = _run(man, tmp_path / "second.h5", reuse=tmp_path / "first.h5")
+    assert "6 clips: 4 reused from" in caplog.text and "2 to embed" in caplog.text
+    assert second.fnames == ["c00", "c01", "c02", "c03", "c05", "new"]
+    assert second.attrs["n_reused"] == 4 and second.attrs["n_embedded"] == 2
+    for f in ("c00", "c01", "c03", "c05"):  # unchanged: the same bits
+        i, j = first.fnames.index(f), second.fnames.index(f)
+        assert np.array_equal(first.clip_rows(i), second.clip_rows(j)) and first.keys[i] == second.keys[j]
+    i, j = first.fnames.index("c02"), second.fnames.index("c02")
+    assert first.keys[i] != second.keys[j] and not np.array_equal(first.clip_rows(i), second.clip_rows(j))
+    fresh = _run(man, tmp_path / "fresh.h5")  # what a run without reuse gives
+    assert np.array_equal(fresh.embeddings, second.embeddings) and fresh.keys == second.keys
+
+
+def test_keys_change_with_code_version_weights_and_options(tmp_path, clips, caplog):
+    man = write_manifest(tmp_path, clips[:3])
+    first = _run(man, tmp_path / "a.h5")
+    caplog.set_level("INFO")
+    again = _run(man, tmp_path / "b.h5", reuse=tmp_path / "a.h5")
+    assert again.attrs["n_reused"] == 3 and again.attrs["n_embedded"] == 0
+    assert np.array_equal(again.embeddings, first.embeddings)
+    other_code = _run(man, tmp_path / "c.h5", reuse=tmp_path / "a.h5", code_version="0123456789abcdef")
+    assert other_code.attrs["n_reused"] == 0 and other_code.attrs["code_version"] == "0123456789abcdef"
+    other_weights = _run(man, tmp_path / "d.h5", reuse=tmp_path / "a.h5", weights_fingerprint="xxh3-128:00")
+    assert other_weights.attrs["n_reused"] == 0
+    k = extract.clip_key("xxh3-128:ab", MODEL, VAR, "bundled", "c1", {})
+    assert k != extract.clip_key("xxh3-128:ab", MODEL, VAR, "bundled", "c1", {"batch_size": 2})
+    assert extract.clip_key("", MODEL, VAR, "bundled", "c1", {}) is None  # no fingerprint: no key
+
+
+def test_failed_clips_with_an_unchanged_key_are_not_retried(tmp_path, clips, make_bad_audio, caplog):
+    bad = make_bad_audio(tmp_path / "bad")
+    man = write_manifest(tmp_path, [clips[0], bad["truncated_wav"]])
+    first = _run(man, tmp_path / "a.h5")
+    assert [f for f, _ in first.failed] == ["truncated_wav"] and first.failed_keys and first.failed_keys[0]
+    caplog.set_level("INFO")
+    again = _run(man, tmp_path / "b.h5", reuse=tmp_path / "a.h5")
+    assert again.failed == first.failed and again.attrs["n_embedded"] == 0 and again.attrs["n_reused"] == 2
+
+
+def test_a_previous_file_of_another_model_or_without_keys_is_not_used(tmp_path, clips):
+    man = write_manifest(tmp_path, clips[:2])
+    first = _run(man, tmp_path / "a.h5")
+    other = store.write_embeddings(tmp_path / "other.h5", first.fnames, (first.embeddings, first.offsets),
+                                   {**first.attrs, "model": "musicnn"}, keys=first.keys)
+    assert _run(man, tmp_path / "b.h5", reuse=other).attrs["n_reused"] == 0
+    keyless = store.write_embeddings(tmp_path / "keyless.h5", first.fnames, (first.embeddings, first.offsets),
+                                     first.attrs)
+    assert _run(man, tmp_path / "c.h5", reuse=keyless).attrs["n_reused"] == 0
+    assert _run(man, tmp_path / "d.h5", reuse=tmp_path / "missing.h5").attrs["n_reused"] == 0
+
+
+# --------------------------------------------------------------------------- one writer
+
+
+def test_a_second_writer_fails_at_once_and_the_first_finishes_correctly(tmp_path, clips):
+    """Two real `soundsim extract` processes on one --out: the second exits non-zero
+    naming the file and the first's process; the first's output equals an
+    uninterrupted run's."""
+    man = write_manifest(tmp_path, clips)
+    ref = _run(man, tmp_path / "ref.h5")
+    out = tmp_path / "shared.h5"
+    cmd = [sys.executable, "-m", "soundsim.cli", "-q", "extract", "--manifest", str(man), "--model", MODEL,
+           "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    lock = tmp_path / "shared.h5.lock"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (lock.exists() and lock.read_text()):
+        time.sleep(0.02)
+    assert first.poll() is None, "the first writer is still running when the second starts"
+    t0 = time.time()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert time.time() - t0 < 30 and first.poll() is None  # at once, while the first still works
+    assert second.returncode == 2
+    assert f"{out}: this embeddings file is being written by process {first.pid} on host" in second.stderr
+    assert "a second writer would corrupt it" in second.stderr
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    got = store.read_embeddings(out)
+    assert got.fnames == ref.fnames and np.array_equal(got.embeddings, ref.embeddings)
+    assert np.array_equal(got.offsets, ref.offsets) and got.keys == ref.keys
+    assert not lock.exists()

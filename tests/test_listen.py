@@ -57,6 +57,7 @@ def build_results(root: Path) -> Path:
     """results/<COLLECTION>/: audio, manifest.csv, metrics of two models (mcss, nns), tables."""
     from soundsim import store, tables
     from soundsim.evaluate import evaluate_grid
+    from soundsim.fingerprint import file_fingerprint
     from soundsim.manifest import MANIFEST_COLUMNS
 
     res = root / "results" / COLLECTION
@@ -73,7 +74,8 @@ def build_results(root: Path) -> Path:
                      subtype=subtype)
             info = sf.info(path)
             labels = lab if k != PER_LABEL - 1 else f"{lab},{LABELS[(li + 1) % len(LABELS)]}"
-            rows.append((fname, str(path), info.duration, sr, 1, info.frames, info.format, info.subtype, labels))
+            rows.append((fname, str(path), info.duration, sr, 1, info.frames, info.format, info.subtype,
+                         file_fingerprint(path), labels))
     manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     manifest.to_csv(res / "manifest.csv", index=False)
     fnames = manifest["fname"].tolist()

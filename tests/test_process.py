@@ -10,11 +10,14 @@ from soundsim.process import (
     ProcessingError,
     aggregate,
     l2_normalize,
+    minmax_scale,
+    normalise,
     normalize_for_search,
     parse_pca,
     pca_label,
     pca_reduce,
     process,
+    processing_order,
 )
 
 
@@ -105,8 +108,8 @@ def test_process_order_l2_then_pca_then_l2_for_mcss():
     Z, _ = process(X, 3)
     Xn = X / np.linalg.norm(X, axis=1, keepdims=True)  # reference: normalise first ...
     want = PCA(n_components=3, svd_solver="full").fit_transform(Xn)  # ... then PCA
-    np.testing.assert_allclose(Z, want, rtol=1e-5, atol=1e-6)
-    assert Z.dtype == np.float32
+    np.testing.assert_allclose(Z, want, rtol=1e-9, atol=1e-12)
+    assert Z.dtype == np.float64  # the search re-scores its decisions in float64
     # MIPS/NNS keep the PCA output; MCSS re-normalises it
     np.testing.assert_array_equal(normalize_for_search(Z, "mips"), Z)
     np.testing.assert_allclose(np.linalg.norm(normalize_for_search(Z, "mcss"), axis=1), 1, rtol=1e-6)
@@ -120,3 +123,50 @@ def test_pca_output_zero_row_under_cosine():
     Z = np.array([[1.0, 0.0], [0.0, 0.0]], dtype=np.float32)
     with pytest.raises(ProcessingError, match=r"all-zero vector \(PCA output, before cosine search\).*'b'"):
         normalize_for_search(Z, "mcss", ["a", "b"])
+
+
+def test_minmax_scale_by_hand():
+    x = np.array([[1.0, 5.0, 2.0], [3.0, 5.0, 0.0], [2.0, 5.0, 1.0]], dtype=np.float32)
+    np.testing.assert_allclose(minmax_scale(x), [[0, 0, 1], [1, 0, 0], [0.5, 0, 0.5]])  # constant column -> 0
+
+
+def test_l2_pca_order_by_hand():
+    """Deep models (create_clip_level_embedding.py): L2 first, then PCA. Two clips
+    (3, 4) and (6, 8) point the same way: after L2 both are (0.6, 0.8), so PCA
+    sees no variance along them; a third clip (1, 0) is the only other direction."""
+    X = np.array([[3.0, 4.0], [6.0, 8.0], [1.0, 0.0]])
+    Xn = normalise(X, "l2-pca")
+    np.testing.assert_allclose(Xn, [[0.6, 0.8], [0.6, 0.8], [1.0, 0.0]])
+    Z, info = process(X, 1, order="l2-pca")
+    # PCA on the three unit vectors: mean (2.2/3, 1.6/3); the first component is the
+    # direction (0.4, -0.8)/|.| from the two equal clips to (1, 0); the scores are
+    # the centred points projected on it: equal for the first two clips
+    c = Xn - Xn.mean(axis=0)
+    v = np.array([0.4, -0.8]) / np.hypot(0.4, 0.8)
+    np.testing.assert_allclose(np.abs(Z[:, 0]), np.abs(c @ v), atol=1e-12)
+    assert Z[0, 0] == pytest.approx(Z[1, 0]) and info["order"] == "l2-pca"
+    # without PCA the vectors are unit length: the three searches rank alike
+    Zn, _ = process(X, "none", order="l2-pca")
+    np.testing.assert_allclose(np.linalg.norm(Zn, axis=1), 1)
+
+
+def test_minmax_pca_order_by_hand():
+    """Freesound (freesound-create_clip_level_embedding.py): min-max over the
+    collection, then PCA, and no L2 before it: (3, 4) and (6, 8) stay apart."""
+    X = np.array([[3.0, 4.0], [6.0, 8.0], [1.0, 0.0]])
+    Xm = normalise(X, "minmax-pca")
+    np.testing.assert_allclose(Xm, [[0.4, 0.5], [1.0, 1.0], [0.0, 0.0]])
+    Zn, info = process(X, "none", order="minmax-pca")
+    np.testing.assert_allclose(Zn, Xm)  # no L2: lengths 0.640, 1.414, 0
+    assert info["order"] == "minmax-pca"
+    Z, _ = process(X, 1, order="minmax-pca")
+    want = PCA(n_components=1, svd_solver="full").fit_transform(Xm)
+    np.testing.assert_allclose(Z, want, atol=1e-12)
+
+
+def test_processing_order_from_file_attributes():
+    assert processing_order({}) == "l2-pca"
+    assert processing_order({"processing": "minmax-pca"}) == "minmax-pca"
+    assert processing_order({"collection_transform": "minmax"}) == "minmax-pca"  # files of soundsim < 0.2
+    with pytest.raises(ProcessingError, match="unknown processing order 'pca-first'"):
+        processing_order({"processing": "pca-first"})

@@ -144,7 +144,8 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     out = extract.extract_shard(
         args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
         weights=args.weights, device=args.device, options=_parse_options(args.option),
-        on_bad_audio=args.on_bad_audio, progress=not args.quiet,
+        on_bad_audio=args.on_bad_audio, progress=not args.quiet, reuse=args.reuse, code_version=args.code_version,
+        weights_fingerprint=args.weights_fingerprint,
     )
     print(out)
     return 0
@@ -159,22 +160,31 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from soundsim.datasets.common import read_families, read_ground_truth
-    from soundsim.evaluate import evaluate_grid
+    from soundsim.evaluate import PartialEvaluationError, evaluate_grid
     from soundsim.store import read_embeddings
 
+    if args.out.exists() and not args.out.is_dir():
+        raise SoundsimError(f"--out {args.out}: exists and is not a folder; give a folder (one subfolder per "
+                            "setting is written there)")
     emb = read_embeddings(args.embeddings)
-    summaries = evaluate_grid(
-        emb, read_ground_truth(args.ground_truth), read_families(args.families) if args.families else {},
-        aggregations=args.aggregation, pcas=args.pca, searches=args.search, cutoffs=args.cutoffs,
-        out_dir=args.out, seed=args.seed, block_size=args.block_size, restrict=args.intersect,
-        write_rankings_files=not args.no_rankings, save_processed=args.save_processed, progress=not args.quiet,
-    )
+    partial = None
+    try:
+        summaries = evaluate_grid(
+            emb, read_ground_truth(args.ground_truth), read_families(args.families) if args.families else {},
+            aggregations=args.aggregation, pcas=args.pca, searches=args.search, cutoffs=args.cutoffs,
+            out_dir=args.out, seed=args.seed, block_size=args.block_size, restrict=args.intersect,
+            write_rankings_files=not args.no_rankings, save_processed=args.save_processed, progress=not args.quiet,
+        )
+    except PartialEvaluationError as e:
+        summaries, partial = e.summaries, e
     cols = list(summaries[0]["macro"]) if summaries else []
     print(f"{len(summaries)} setting(s) -> {args.out}  (macro averages)")
     print("  ".join([f"{'setting':<34}", *(f"{c:>9}" for c in cols)]))
     for s in summaries:
         vals = (f"{v:9.4f}" for v in s["macro"].values())
         print("  ".join([f"{s['setting']['name']:<34}", *vals]))
+    if partial is not None:
+        raise partial
     return 0
 
 
@@ -259,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
     e.add_argument("--on-bad-audio", choices=["skip", "fail"], default="skip",
                    help="skip: record unusable clips in /failed and go on; fail: stop naming the file")
+    e.add_argument("--reuse", type=Path, metavar="PREVIOUS.h5",
+                   help="previous embeddings of this model/variation: clips whose key (content fingerprint, "
+                   "model, variation, options, weights, code version) is unchanged are copied, not embedded")
+    e.add_argument("--code-version", help="the model's code version as the workflow computed it (default: computed)")
+    e.add_argument("--weights-fingerprint", help="fingerprint of the weights file (default: computed, cached)")
     e.set_defaults(func=_cmd_extract)
 
     mg = sub.add_parser("merge", help="merge shard files (in the given order) into one embeddings file")

@@ -51,7 +51,7 @@ import pandas as pd
 from soundsim import metrics as M
 from soundsim import process as P
 from soundsim import search as S
-from soundsim.errors import CollectionError, first_few
+from soundsim.errors import CollectionError, SoundsimError, first_few
 from soundsim.fileutil import atomic_path, write_text_atomic
 from soundsim.logutil import progress as progress_bar
 from soundsim.store import Embeddings, write_processed, write_rankings
@@ -243,29 +243,92 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False, na_rep="nan", float_format="%.6f")
 
 
-def _check_settings(
-    emb: Embeddings, aggregations: Sequence[str], pcas: Sequence[int | str | None], n: int
-) -> list[int | None]:
+def _check_settings(aggregations: Sequence[str], pcas: Sequence[int | str | None]) -> list[int | None]:
+    """Validate the names of the settings asked for (an error for a typo);
+    whether each can run on this file is decided per setting."""
     for a in aggregations:
         if a not in P.AGGREGATIONS:
             raise P.ProcessingError(f"unknown aggregation {a!r}; allowed: {', '.join(P.AGGREGATIONS)}")
     ks = [P.parse_pca(p) for p in pcas]
     if len(set(ks)) != len(ks):
         raise P.ProcessingError(f"repeated PCA setting in {list(pcas)}")
-    d = emb.dim
-    for k in ks:
-        if k is not None and k > min(n, d):
-            raise P.ProcessingError(
-                f"{emb.path or 'embeddings'}: PCA with {k} components is impossible for {n} clips of dimension {d}: "
-                f"n_components must be <= min(N, D) = {min(n, d)}"
-            )
-    if "none" in aggregations and not bool(np.all(emb.frame_counts == 1)):
-        multi = [emb.fnames[i] for i in np.flatnonzero(emb.frame_counts != 1)]
-        raise P.ProcessingError(
-            f"{emb.path or 'embeddings'}: aggregation 'none' needs one row per clip, but {len(multi)} clip(s) have "
-            f"several: {first_few(multi, quote=True)}"
-        )
     return ks
+
+
+class PartialEvaluationError(SoundsimError):
+    """Some settings could not be evaluated; the others were (and were written).
+    ``summaries``: those that ran; ``failures``: (setting name, reason)."""
+
+    def __init__(self, summaries: list[dict[str, Any]], failures: list[tuple[str, str]], total: int,
+                 errors: Sequence[Exception] = ()) -> None:
+        self.summaries = summaries
+        self.failures = failures
+        self.errors = list(errors)  # the underlying errors, one per failing group of settings
+        grouped: dict[str, list[str]] = {}
+        for name, reason in failures:
+            grouped.setdefault(reason, []).append(name)
+        lines = "\n  ".join(f"{', '.join(names)}: {reason}" for reason, names in grouped.items())
+        super().__init__(f"{len(failures)} of {total} setting(s) could not be evaluated (the other "
+                         f"{total - len(failures)} were evaluated and written):\n  {lines}")
+
+
+def _check_out_dir(out_dir: str | Path | None) -> Path | None:
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise CollectionError(f"{out}: exists and is not a folder; the output (--out) must be a folder "
+                              "(one subfolder per setting is written there)")
+    return out
+
+
+def _pca_problem(emb: Embeddings, k: int | None) -> str | None:
+    n, d = emb.n_clips, emb.dim
+    if k is not None and k > min(n, d):
+        return (f"PCA with {k} components is impossible for {n} clips of dimension {d}: "
+                f"n_components must be <= min(N, D) = {min(n, d)}")
+    return None
+
+
+def _write_setting(d: Path, sub: Embeddings, index: M.LabelIndex, families: Mapping[str, Sequence[str]],
+                   r: PassResult, summary: dict[str, Any], rankings: bool) -> None:
+    """The five files of one setting's folder (see the module docstring)."""
+    t0 = time.perf_counter()
+    d.mkdir(parents=True, exist_ok=True)
+    _write_csv(r.metrics.per_label(), d / "per_label.csv")
+    _write_csv(r.metrics.per_family(families), d / "per_family.csv")
+    _write_parquet(per_query_table(sub.fnames, index, r.metrics), d / "per_query.parquet")
+    st = summary["setting"]
+    if rankings:
+        write_rankings(
+            d / "rankings.h5", sub.fnames, r.indices, r.scores,
+            {"search": st["search"], "score": S.SCORE_MEANING[st["search"]], "tie_rule": S.TIE_RULE,
+             "aggregation": st["aggregation"], "pca": st["pca"], "k": int(r.indices.shape[1]),
+             "model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", ""))},
+        )
+    summary["timings"]["write_s"] = time.perf_counter() - t0
+    write_text_atomic(d / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+
+
+def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoffs: list[int],
+                 block_size: int | None, fnames: list[str], progress: bool, desc: str
+                 ) -> tuple[dict[str, PassResult], dict[str, Exception]]:
+    """:func:`search_and_score` over all ``searches`` in one pass; when that
+    fails for some search (e.g. a zero vector has no cosine), each search alone,
+    so that the others still run. Returns (results, search -> error)."""
+    try:
+        return search_and_score(Z, index, searches, cutoffs, block_size, fnames, progress, desc=desc), {}
+    except S.SearchError:
+        if len(searches) == 1:
+            raise
+    results: dict[str, PassResult] = {}
+    errors: dict[str, Exception] = {}
+    for s in searches:
+        try:
+            results.update(search_and_score(Z, index, [s], cutoffs, block_size, fnames, progress, desc=desc))
+        except S.SearchError as e:
+            errors[s] = e
+    return results, errors
 
 
 def evaluate_grid(
@@ -292,74 +355,97 @@ def evaluate_grid(
     ``clips``: a DataFrame with ``fname`` and ``labels`` (list, or
     comma-separated string), or a pair (fnames, labels). ``families``: family
     -> labels (multi-parent labels left out). ``aggregations`` defaults to
-    :func:`default_aggregations`. ``save_processed`` also writes each
-    processing setting's matrix (after L2 -> PCA) to
-    ``<processed_dir>/agg-<a>_pca-<p>.h5`` (default ``OUT/processed``)."""
+    :func:`default_aggregations`. Processing follows the file's order
+    (:func:`soundsim.process.processing_order`: ``l2-pca`` or ``minmax-pca``).
+    ``save_processed`` also writes each processing setting's matrix (after
+    normalisation and PCA) to ``<processed_dir>/agg-<a>_pca-<p>.h5`` (default
+    ``OUT/processed``).
+
+    A setting that cannot run on this file (a PCA size above the number of
+    clips or the dimension, aggregation ``none`` on several rows per clip, a
+    zero vector under cosine) does not stop the others: they are evaluated and
+    written, then :class:`PartialEvaluationError` lists what failed."""
+    from soundsim.provenance import evaluation_code_version
+
     families = dict(families or {})
+    out = _check_out_dir(out_dir)
     sub, labels, align_info = align(emb, clips, restrict)
     aggregations = list(aggregations) if aggregations is not None else default_aggregations(sub)
     searches = S.check_searches(searches)
     cutoffs = M.check_cutoffs(cutoffs)
-    ks = _check_settings(sub, aggregations, pcas, sub.n_clips)
+    ks = _check_settings(aggregations, pcas)
+    order = P.processing_order(sub.attrs)
     index = M.build_label_index(labels, sub.fnames)
     single = [lab for lab, c in zip(index.labels, index.counts, strict=True) if c < 2]
     if single:
         log.warning("%d label(s) have a single clip; reported with NaN and left out of averages: %s",
                     len(single), first_few(single, quote=True))
-    out = Path(out_dir) if out_dir is not None else None
+    code = {"evaluation": evaluation_code_version(), "embeddings": sub.attrs.get("code_version")}
     summaries: list[dict[str, Any]] = []
+    failures: list[tuple[str, str]] = []
     n_total = len(aggregations) * len(ks) * len(searches)
-    log.info("evaluating %d clips x %d labels: %d setting(s)", sub.n_clips, len(index.labels), n_total)
+    log.info("evaluating %d clips x %d labels: %d setting(s), processing %s (%s)", sub.n_clips, len(index.labels),
+             n_total, order, P.PROCESSING[order])
+
+    errors: list[Exception] = []
+
+    def fail(agg: str, k: int | None, which: Sequence[str], error: Exception) -> None:
+        names = [setting_name(agg, k, s) for s in which]
+        failures.extend((name, str(error)) for name in names)
+        errors.append(error)
+        log.error("%s: not evaluated: %s", ", ".join(names), error)
+
     for agg in aggregations:
         t0 = time.perf_counter()
-        X = P.aggregate(sub.embeddings, sub.offsets, agg, sub.fnames)
-        Xn = P.l2_normalize(X, sub.fnames, f"aggregation {agg}")
+        try:
+            X = P.aggregate(sub.embeddings, sub.offsets, agg, sub.fnames)
+            Xn = P.normalise(X, order, sub.fnames, f"aggregation {agg}")
+        except P.ProcessingError as e:
+            for k in ks:
+                fail(agg, k, searches, e)
+            continue
         del X
         t_agg = time.perf_counter() - t0
         for k in ks:
+            problem = _pca_problem(sub, k)
+            if problem:
+                fail(agg, k, searches, P.ProcessingError(problem))
+                continue
             t0 = time.perf_counter()
             Z, pca_info = P.pca_reduce(Xn, k, seed)
-            Z = Z.astype(np.float32)
+            pca_info = {"order": order, **pca_info}
             t_pca = time.perf_counter() - t0
             pname = P.pca_label(k)
             if out is not None and save_processed:
                 pdir = Path(processed_dir) if processed_dir is not None else out / "processed"
                 write_processed(
-                    pdir / f"agg-{agg}_pca-{pname}.h5", sub.fnames, Z,
+                    pdir / f"agg-{agg}_pca-{pname}.h5", sub.fnames, Z.astype(np.float32),
                     {"model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
-                     "aggregation": agg, "pca": pname, "normalisation": "L2 before PCA; not after",
-                     "source": sub.path},
+                     "aggregation": agg, "pca": pname, "processing": order,
+                     "normalisation": P.PROCESSING[order] + "; not after", "source": sub.path,
+                     "code_version": code["evaluation"]},
                 )
-            results = search_and_score(
-                Z, index, searches, cutoffs, block_size, sub.fnames, progress, desc=f"agg={agg} pca={pname}"
-            )
+            results, search_errors = _search_each(Z, index, searches, cutoffs, block_size, sub.fnames, progress,
+                                           f"agg={agg} pca={pname}")
+            for s, err in search_errors.items():
+                fail(agg, k, [s], err)
             for s in searches:
+                if s not in results:
+                    continue
                 r = results[s]
                 summary = _summary(sub, index, families, agg, k, s, cutoffs, seed, block_size, r, pca_info,
-                                   align_info, single, {"aggregation_s": t_agg, "pca_s": t_pca, **r.seconds})
+                                   align_info, single, {"aggregation_s": t_agg, "pca_s": t_pca, **r.seconds}, code)
                 if out is not None:
-                    t0 = time.perf_counter()
-                    d = out / setting_name(agg, k, s)
-                    d.mkdir(parents=True, exist_ok=True)
-                    _write_csv(r.metrics.per_label(), d / "per_label.csv")
-                    _write_csv(r.metrics.per_family(families), d / "per_family.csv")
-                    _write_parquet(per_query_table(sub.fnames, index, r.metrics), d / "per_query.parquet")
-                    if write_rankings_files:
-                        write_rankings(
-                            d / "rankings.h5", sub.fnames, r.indices, r.scores,
-                            {"search": s, "score": S.SCORE_MEANING[s], "tie_rule": S.TIE_RULE,
-                             "aggregation": agg, "pca": pname, "k": int(r.indices.shape[1]),
-                             "model": str(sub.attrs.get("model", "")),
-                             "variation": str(sub.attrs.get("variation", ""))},
-                        )
-                    summary["timings"]["write_s"] = time.perf_counter() - t0
-                    write_text_atomic(d / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+                    _write_setting(out / setting_name(agg, k, s), sub, index, families, r, summary,
+                                   write_rankings_files)
                 summaries.append(summary)
                 log.info(
                     "%s: macro %s", setting_name(agg, k, s),
                     ", ".join(f"{key}={v:.4f}" for key, v in summary["macro"].items()),
                 )
             del results, Z
+    if failures:
+        raise PartialEvaluationError(summaries, failures, n_total, errors)
     return summaries
 
 
@@ -378,6 +464,7 @@ def _summary(
     align_info: dict[str, Any],
     single: list[str],
     timings: dict[str, float],
+    code: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     per_family = r.metrics.per_family(families)
     present = set(index.labels)
@@ -407,8 +494,10 @@ def _summary(
             "k": int(r.indices.shape[1]),
         },
         "processing": {
-            "order": "aggregate -> L2-normalise -> PCA" + (" -> cosine (L2 again)" if search == "mcss" else ""),
             **pca_info,
+            "order": pca_info.get("order", "l2-pca"),
+            "steps": P.PROCESSING[pca_info.get("order", "l2-pca")] + (" -> cosine (L2 again)" if search == "mcss"
+                                                                      else ""),
         },
         "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE, "dtype": "float32"},
         "embeddings": {
@@ -419,6 +508,7 @@ def _summary(
             "dim": emb.dim,
         },
         "timings": dict(timings),
+        "code_version": dict(code or {}),
     }
 
 
@@ -435,10 +525,14 @@ def evaluate_setting(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Evaluate one (aggregation, PCA, search) setting; returns its summary
-    (and writes its folder under ``out_dir`` when given)."""
-    return evaluate_grid(
-        emb, clips, families, [aggregation], [pca], [search], cutoffs, out_dir, seed, **kwargs
-    )[0]
+    (and writes its folder under ``out_dir`` when given). A setting that cannot
+    run raises its own error (:class:`soundsim.process.ProcessingError`, ...)."""
+    try:
+        return evaluate_grid(
+            emb, clips, families, [aggregation], [pca], [search], cutoffs, out_dir, seed, **kwargs
+        )[0]
+    except PartialEvaluationError as e:
+        raise e.errors[0] from None
 
 
 def evaluate_job(

@@ -1,4 +1,4 @@
-"""Sharded, resumable embedding extraction into HDF5.
+"""Sharded, resumable, content-keyed embedding extraction into HDF5.
 
 One (collection, model, variation) is split into ``shards`` contiguous slices
 of the manifest (:func:`shard_slice`); each shard job embeds its clips and
@@ -6,14 +6,34 @@ writes ``<variation>.shard-<k>-of-<n>.h5``; :func:`merge_shards` joins them,
 in manifest order, into ``<variation>.h5`` (the format of
 :mod:`soundsim.store`).
 
-Nothing is lost when a job dies (even ``kill -9``): while it works, a shard
-appends each clip to a journal folder ``<shard>.h5.partial/`` beside its output
-(``rows.f32``: the float32 rows, appended; ``index.jsonl``: one line per clip,
-written *after* its rows and fsynced; ``meta.json``: what the journal is for).
-A re-run reads the journal, drops a torn last record, and continues with the
-clips not yet done; the finished shard is written atomically (temporary name,
-then rename) and the journal removed. A journal made for another model,
-variation, weights file or clip list is discarded with a warning.
+**Keys and reuse.** Every clip is keyed by :func:`clip_key`: the sha256 of
+its content fingerprint (the manifest's ``fingerprint``: a hash of the audio
+file's bytes), the model, variation, options, the weights file's fingerprint
+and the model's code version (:func:`soundsim.provenance.model_code_version`).
+The key is stored with the clip's rows (``/keys``). Given the previous
+embeddings file (``reuse``), a clip whose key is unchanged takes its rows from
+there, bit for bit, and is not embedded again; changed or new clips are
+embedded; clips no longer in the manifest are dropped (the new file lists the
+manifest's clips only). Failed clips are keyed too: a clip that failed with
+the same key is not retried (change the code, the weights or the audio, or pass
+``reuse=None``, to retry). A manifest without fingerprints (older soundsim)
+gives no keys: nothing is reused.
+
+**One writer.** A shard job holds an exclusive lock (:func:`soundsim.fileutil.exclusive_lock`,
+``<shard>.h5.lock``) from start to end; a second job asked to write the same
+file fails at once, naming the file and the process that holds it, and the
+first finishes undisturbed.
+
+**Nothing is lost when a job dies** (even ``kill -9``): while it works, a shard
+appends each embedded clip to a journal folder ``<shard>.h5.partial/`` beside its
+output (``rows.f32``: the float32 rows, appended; ``index.jsonl``: one line per
+clip with its key, written *after* its rows and fsynced; ``meta.json``: what
+the journal is for). A re-run reads the journal, drops a torn last record, and
+continues with the clips not yet done (a journal record counts only while its
+key is the clip's current key); the finished shard is written atomically
+(temporary name, then rename) and the journal removed. A journal made for
+another model, variation, weights file, options or code version is discarded
+with a warning.
 
 Per clip: the audio is decoded, downmixed to mono (channel mean) and resampled
 (soxr, VHQ) to the model's rate; clips shorter than the model's
@@ -68,6 +88,7 @@ class Record:
     start: int  # first row in rows.f32
     n_rows: int
     reason: str | None = None  # set for failed clips (n_rows == 0)
+    key: str | None = None  # the clip's extraction key when it was embedded
 
 
 class Journal:
@@ -117,7 +138,7 @@ class Journal:
                     d = json.loads(line)
                 except json.JSONDecodeError:
                     break
-                rec = Record(d["fname"], int(d["start"]), int(d["n_rows"]), d.get("reason"))
+                rec = Record(d["fname"], int(d["start"]), int(d["n_rows"]), d.get("reason"), d.get("key"))
                 if rec.n_rows and self.dim is None:
                     self.dim = int(d["dim"])
                 end = (rec.start + rec.n_rows) * (self.dim or 0) * 4
@@ -140,8 +161,14 @@ class Journal:
     def n_rows(self) -> int:
         return sum(r.n_rows for r in self.records)
 
-    def done(self) -> set[str]:
-        return {r.fname for r in self.records}
+    def done(self, keys: Mapping[str, str | None]) -> dict[str, Record]:
+        """fname -> its latest record, for the clips whose record carries the
+        clip's current key (``keys``: fname -> key)."""
+        out: dict[str, Record] = {}
+        for r in self.records:
+            if r.fname in keys and r.key == keys[r.fname]:
+                out[r.fname] = r
+        return out
 
     def _append_index(self, d: dict[str, Any]) -> None:
         with open(self.index_path, "a") as fh:
@@ -149,7 +176,7 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def add(self, fname: str, emb: np.ndarray) -> None:
+    def add(self, fname: str, emb: np.ndarray, key: str | None = None) -> None:
         emb = np.ascontiguousarray(emb, dtype=np.float32)
         if self.dim is None:
             self.dim = int(emb.shape[1])
@@ -158,17 +185,19 @@ class Journal:
             fh.write(emb.tobytes())
             fh.flush()
             os.fsync(fh.fileno())
-        self._append_index({"fname": fname, "start": start, "n_rows": int(emb.shape[0]), "dim": self.dim})
-        self.records.append(Record(fname, start, int(emb.shape[0])))
+        self._append_index({"fname": fname, "start": start, "n_rows": int(emb.shape[0]), "dim": self.dim,
+                            "key": key})
+        self.records.append(Record(fname, start, int(emb.shape[0]), None, key))
 
-    def fail(self, fname: str, reason: str) -> None:
-        self._append_index({"fname": fname, "start": self.n_rows, "n_rows": 0, "reason": reason})
-        self.records.append(Record(fname, self.n_rows, 0, reason))
+    def fail(self, fname: str, reason: str, key: str | None = None) -> None:
+        self._append_index({"fname": fname, "start": self.n_rows, "n_rows": 0, "reason": reason, "key": key})
+        self.records.append(Record(fname, self.n_rows, 0, reason, key))
 
-    def rows(self) -> np.ndarray:
-        if not self.n_rows:
-            return np.zeros((0, self.dim or 0), dtype=np.float32)
-        return np.fromfile(self.rows_path, dtype=np.float32).reshape(-1, self.dim)
+    def read(self, rec: Record) -> np.ndarray:
+        """The rows of one record, read from ``rows.f32`` alone."""
+        d = self.dim or 0
+        return np.fromfile(self.rows_path, dtype=np.float32, count=rec.n_rows * d,
+                           offset=rec.start * d * 4).reshape(rec.n_rows, d)
 
 
 # ---------------------------------------------------------------------------- extraction
@@ -214,10 +243,62 @@ def resolve_device(device: str) -> str:
         return "cpu"
 
 
+def clip_key(fingerprint: str | None, model: str, variation: str, weights_fingerprint: str,
+             code_version: str, options: Mapping[str, Any] | None) -> str | None:
+    """The extraction key of one clip: sha256 (32 hex digits) of its content
+    fingerprint, the model, variation, options, weights fingerprint and the
+    model's code version; None without a fingerprint (nothing can be reused)."""
+    if not fingerprint:
+        return None
+    text = json.dumps([fingerprint, model, variation, dict(options or {}), weights_fingerprint, code_version],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def journal_path(out: str | Path) -> Path:
+    """The journal folder of a shard output: ``<out>.partial/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+def journal_meta(model: str, variation: str, weights: str | None, weights_fingerprint: str,
+                 options: Mapping[str, Any] | None, code_version: str) -> dict[str, Any]:
+    """What a shard's journal is for; a journal made for anything else is discarded."""
+    return {"model": model, "variation": variation, "weights": weights, "weights_fingerprint": weights_fingerprint,
+            "options": dict(options or {}), "code_version": code_version}
+
+
+@dataclass
+class Previous:
+    """Clips of a previous embeddings file, by key (what :func:`extract_shard` reuses)."""
+
+    path: str
+    rows: dict[str, tuple[int, int]]  # key -> (start, stop) in /embeddings
+    failed: dict[str, str]  # key -> reason
+
+    @classmethod
+    def read(cls, path: str | Path | None, model: str, variation: str) -> Previous | None:
+        """The keyed clips of ``path``; None when there is no such file, it has no
+        keys, or it is for another model/variation. An unreadable file is
+        reported and ignored (everything is embedded again)."""
+        if path is None or not Path(path).is_file():
+            return None
+        try:
+            fnames, keys, offsets, attrs, failed, failed_keys = store.read_keys(path)
+        except store.EmbeddingError as e:
+            log.warning("previous embeddings not reused: %s", e)
+            return None
+        if keys is None or str(attrs.get("model")) != model or str(attrs.get("variation")) != variation:
+            return None
+        rows = {k: (int(offsets[i]), int(offsets[i + 1])) for i, k in enumerate(keys)}
+        bad = {k: r for k, (_, r) in zip(failed_keys or [], failed, strict=False)}
+        return cls(str(path), rows, bad)
+
+
 def extract_shard(
     manifest_path: str | Path,
     model_name: str,
-    variation: str,
+    variation: str | None,
     shard: int,
     shards: int,
     out_path: str | Path,
@@ -226,59 +307,102 @@ def extract_shard(
     options: Mapping[str, Any] | None = None,
     on_bad_audio: str = "skip",
     progress: bool = True,
+    reuse: str | Path | None = None,
+    code_version: str | None = None,
+    weights_fingerprint: str | None = None,
 ) -> Path:
     """Embed shard ``shard`` of ``shards`` of the manifest into ``out_path``;
-    resumable (see module docstring). Returns ``out_path``."""
+    resumable, keyed, one writer at a time (see module docstring).
+
+    ``reuse``: a previous embeddings file of this model/variation (usually the
+    merged ``<variation>.h5``) whose clips with unchanged keys are copied
+    instead of embedded. ``code_version`` / ``weights_fingerprint``: as the
+    workflow computed them (default: computed here). Returns ``out_path``."""
+    from soundsim import provenance
+    from soundsim.fileutil import exclusive_lock
+    from soundsim.fingerprint import weights_fingerprint as fingerprint_of_weights
     from soundsim.manifest import read_manifest
 
     if on_bad_audio not in ("skip", "fail"):
         raise ValueError(f"on_bad_audio must be 'skip' or 'fail', not {on_bad_audio!r}")
     out = Path(out_path)
-    device = resolve_device(device)
-    man = read_manifest(manifest_path)
-    part = man.iloc[shard_slice(len(man), shards, shard)]
-    fnames, paths = part["fname"].tolist(), part["path"].tolist()
-    inf = models.info(model_name)
-    meta = {
-        "model": model_name,
-        "variation": variation,
-        "weights": weights,
-        "options": dict(options or {}),
-        "shard": [shard, shards],
-        "clips": hashlib.sha256("\n".join(fnames).encode()).hexdigest(),
-    }
-    journal = Journal(out.with_name(out.name + ".partial"), meta)
-    todo = [(f, p) for f, p in zip(fnames, paths, strict=True) if f not in journal.done()]
-    log.info(
-        "%s/%s shard %d of %d: %d clips, %d already done, %d to embed",
-        model_name, variation, shard, shards, len(fnames), len(fnames) - len(todo), len(todo),
-    )
-    if todo:
-        model = models.load(model_name, variation, weights, device, options)
-        for fname, path in progress_bar(todo, desc=f"{model_name}/{variation} [{shard}]", unit="clip",
-                                        disable=not progress):
-            try:
-                emb = embed_clip(model, path)
-            except AudioError as e:
-                if on_bad_audio == "fail":
-                    raise
-                log.warning("skipped %s: %s", e.path, e.reason)
-                journal.fail(fname, e.reason)
-                continue
-            journal.add(fname, emb)
-    if journal.dim is None:
-        journal.dim = inf.dim_of(variation)
-    by_name = {r.fname: r for r in journal.records}
-    rows = journal.rows()
-    ok = [by_name[f] for f in fnames if by_name[f].reason is None]
-    failed = [(f, by_name[f].reason or "") for f in fnames if by_name[f].reason is not None]
-    emb = np.concatenate([rows[r.start : r.start + r.n_rows] for r in ok]) if ok else rows[:0]
-    offsets = np.concatenate([[0], np.cumsum([r.n_rows for r in ok], dtype=np.int64)]).astype(np.int64)
-    attrs = _attrs(inf, variation, weights, device, options)
-    attrs["shard"] = f"{shard}/{shards}"
-    store.write_embeddings(out, [r.fname for r in ok], (emb, offsets), attrs, failed=failed)
-    shutil.rmtree(journal.folder)
-    log.info("%s: %d clips embedded (%d rows), %d failed", out, len(ok), emb.shape[0], len(failed))
+    with exclusive_lock(out, "this embeddings file"):
+        device = resolve_device(device)
+        man = read_manifest(manifest_path)
+        part = man.iloc[shard_slice(len(man), shards, shard)]
+        fnames, paths = part["fname"].tolist(), part["path"].tolist()
+        inf = models.info(model_name)
+        variation = variation or inf.default_variation
+        code_version = code_version or provenance.model_code_version(model_name)
+        weights_fp = weights_fingerprint or fingerprint_of_weights(weights)
+        opts = dict(options or {})
+        keys = {f: clip_key(fp, model_name, variation, weights_fp, code_version, opts)
+                for f, fp in zip(fnames, part["fingerprint"].tolist(), strict=True)}
+        journal = Journal(journal_path(out), journal_meta(model_name, variation, weights, weights_fp, opts,
+                                                          code_version))
+        done = journal.done(keys)
+        prev = Previous.read(reuse, model_name, variation)
+        reused = {f for f in fnames if f not in done and prev is not None and keys[f] is not None
+                  and (keys[f] in prev.rows or keys[f] in prev.failed)}
+        todo = [(f, p) for f, p in zip(fnames, paths, strict=True) if f not in done and f not in reused]
+        log.info(
+            "%s/%s shard %d of %d: %d clips: %d reused from %s, %d already done (journal), %d to embed "
+            "(code version %s, weights %s)",
+            model_name, variation, shard, shards, len(fnames), len(reused), prev.path if prev else "no previous file",
+            len(done), len(todo), code_version, weights_fp,
+        )
+        if todo:
+            model = models.load(model_name, variation, weights, device, options)
+            for fname, path in progress_bar(todo, desc=f"{model_name}/{variation} [{shard}]", unit="clip",
+                                            disable=not progress):
+                try:
+                    emb = embed_clip(model, path)
+                except AudioError as e:
+                    if on_bad_audio == "fail":
+                        raise
+                    log.warning("skipped %s: %s", e.path, e.reason)
+                    journal.fail(fname, e.reason, keys[fname])
+                    continue
+                journal.add(fname, emb, keys[fname])
+            done = journal.done(keys)
+        if journal.dim is None:
+            journal.dim = inf.dim_of(variation)
+        ok, failed, failed_keys, parts = [], [], [], []
+        reader = store.RowReader(prev.path) if prev is not None and reused else None
+        try:
+            for f in fnames:
+                k = keys[f]
+                if f in done:
+                    rec = done[f]
+                    if rec.reason is not None:
+                        failed.append((f, rec.reason))
+                        failed_keys.append(k or "")
+                        continue
+                    parts.append(journal.read(rec))
+                elif prev is not None and k in prev.failed:
+                    failed.append((f, prev.failed[k]))
+                    failed_keys.append(k)
+                    continue
+                else:
+                    assert reader is not None and prev is not None and k is not None
+                    parts.append(reader.rows(*prev.rows[k]))
+                ok.append(f)
+        finally:
+            if reader is not None:
+                reader.close()
+        dim = parts[0].shape[1] if parts else journal.dim
+        emb = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([p.shape[0] for p in parts], out=offsets[1:])
+        attrs = _attrs(inf, variation, weights, device, options)
+        attrs.update({"shard": f"{shard}/{shards}", "code_version": code_version, "weights_fingerprint": weights_fp,
+                      "n_reused": len(reused), "n_embedded": len(todo), "soundsim_commit": provenance.git_commit()})
+        store.write_embeddings(out, ok, (emb, offsets), attrs, failed=failed, keys=[keys[f] or "" for f in ok],
+                               failed_keys=failed_keys)
+        shutil.rmtree(journal.folder)
+        log.info("%s: %d clips (%d rows): %d reused, %d embedded now, %d from the journal; %d failed",
+                 out, len(ok), emb.shape[0], len(reused), len(todo), len(fnames) - len(todo) - len(reused),
+                 len(failed))
     return out
 
 
@@ -294,39 +418,22 @@ def _attrs(inf: models.ModelInfo, variation: str, weights: str | None, device: s
         "device": device,
         "options": json.dumps(dict(options or {}), sort_keys=True),
         "env": inf.env,
+        "processing": inf.processing,
         "versions": store.package_versions((*store.CORE_PACKAGES, *inf.packages)),
     }
 
 
-def collection_transform(name: str | None, emb: np.ndarray) -> np.ndarray:
-    """Transforms a model asks for over the whole collection at merge time.
-
-    ``minmax``: each dimension scaled to [0, 1] by its minimum and maximum over
-    all clips, ``(x - min) / (max - min)``, in float64; constant dimensions
-    become 0. As Freesound does before PCA (the reference uses sklearn's
-    MinMaxScaler, which also leaves ranges below ~1e-15 unscaled; some Essentia
-    statistics, e.g. ``spectral_decrease.var`` ~ 1e-17, live there, so this is
-    written out here).
-    """
-    if name is None:
-        return emb
-    if name == "minmax":
-        x = emb.astype(np.float64)
-        lo, hi = x.min(axis=0), x.max(axis=0)
-        span = hi - lo
-        out = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
-        return out.astype(np.float32)
-    raise SoundsimError(f"unknown collection transform {name!r}")
-
-
 def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> Path:
     """Concatenate shard files (in the given order) into one embeddings file,
-    applying the model's collection transform. Written atomically."""
+    keys included. Written atomically. The rows are the models' own: transforms
+    over the whole collection (Freesound's min-max scaling) belong to
+    processing (:mod:`soundsim.process`), so that every clip's rows depend on
+    that clip alone and can be reused when others change."""
     parts = [store.read_embeddings(p) for p in shard_paths]
     if not parts:
         raise SoundsimError(f"{out_path}: no shard files to merge")
     first = parts[0]
-    keys = ("model", "variation", "level", "sample_rate")
+    keys = ("model", "variation", "level", "sample_rate", "code_version", "weights_fingerprint")
     for p in parts[1:]:
         if any(str(p.attrs.get(k)) != str(first.attrs.get(k)) for k in keys):
             raise SoundsimError(f"{p.path}: shard settings differ from {first.path} ({', '.join(keys)})")
@@ -335,13 +442,15 @@ def merge_shards(shard_paths: Sequence[str | Path], out_path: str | Path) -> Pat
     offsets = np.concatenate([[0]] + [p.offsets[1:] + base for p, base in
                                       zip(parts, np.cumsum([0] + [p.embeddings.shape[0] for p in parts[:-1]]), strict=True)])
     failed = [x for p in parts for x in p.failed]
-    inf = models.info(str(first.attrs["model"]))
-    emb = collection_transform(inf.collection_transform, emb)
-    attrs = {k: v for k, v in first.attrs.items() if k not in ("shard", "created", "dim")}
+    clip_keys = [k for p in parts for k in (p.keys or [""] * p.n_clips)]
+    failed_keys = [k for p in parts for k in (p.failed_keys or [""] * len(p.failed))]
+    attrs = {k: v for k, v in first.attrs.items() if k not in ("shard", "created", "dim", "n_reused", "n_embedded")}
     attrs["shards"] = len(parts)
     attrs["n_failed"] = len(failed)
-    if inf.collection_transform:
-        attrs["collection_transform"] = inf.collection_transform
-    out = store.write_embeddings(out_path, fnames, (emb, offsets.astype(np.int64)), attrs, failed=failed)
-    log.info("%s: %d clips, %d rows, %d failed, from %d shard(s)", out, len(fnames), emb.shape[0], len(failed), len(parts))
+    attrs["n_reused"] = int(sum(int(p.attrs.get("n_reused", 0)) for p in parts))
+    attrs["n_embedded"] = int(sum(int(p.attrs.get("n_embedded", 0)) for p in parts))
+    out = store.write_embeddings(out_path, fnames, (emb, offsets.astype(np.int64)), attrs, failed=failed,
+                                 keys=clip_keys, failed_keys=failed_keys)
+    log.info("%s: %d clips, %d rows, %d failed, from %d shard(s); %d clip(s) reused, %d embedded",
+             out, len(fnames), emb.shape[0], len(failed), len(parts), attrs["n_reused"], attrs["n_embedded"])
     return out

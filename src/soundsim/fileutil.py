@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from soundsim.errors import SoundsimError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -29,3 +31,59 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+class LockedError(SoundsimError):
+    """Another process holds the lock (the message names the file and that process)."""
+
+
+@contextmanager
+def exclusive_lock(target: str | Path, what: str = "it") -> Iterator[Path]:
+    """Hold an exclusive lock on ``<target>.lock`` while the block runs; a
+    second process asking for the same lock gets :class:`LockedError` at
+    once, naming the file and the process holding it (pid, host, start time).
+
+    The lock is the kernel's (``fcntl.flock``), so it is released whenever its
+    holder exits, even under ``kill -9``: a lock is never stale, and there is
+    nothing to remove by hand. The lock file holds the holder's description;
+    it is removed on release (an acquirer that finds its file unlinked after
+    locking tries again, so two processes can never both hold it).
+    On NFS, ``flock`` is emulated with POSIX locks by Linux (since 2.6.12)."""
+    import datetime
+    import fcntl
+    import socket
+
+    lock = Path(f"{target}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise LockedError(
+                f"{target}: {what} is being written by {holder}; a second writer would corrupt it. "
+                "Wait for that process to finish (or stop it), then run again"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder removed the file between our open and lock: retry
+    try:
+        started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        desc = f"process {os.getpid()} on host {socket.gethostname()} (since {started})"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, desc.encode(), 0)
+        yield lock
+    finally:
+        try:
+            os.unlink(lock)
+        except FileNotFoundError:
+            pass
+        os.close(fd)

@@ -13,7 +13,9 @@
 ``write_manifest`` writes, atomically, under the collection folder:
 
 * ``manifest.csv``: fname, path, duration, sample_rate, channels, frames,
-  format, subtype, labels (comma-separated, FSD50K style);
+  format, subtype, fingerprint (``xxh3-128:<hex>`` of the file's bytes,
+  :mod:`soundsim.fingerprint`: what extraction keys a clip by), labels
+  (comma-separated, FSD50K style);
 * ``bad_audio.csv``: fname, path, reason (header only when all is well);
 * ``labels.csv``: label, n_clips, family (empty: none), multi_parent;
 * ``families.json``: family -> labels present in the manifest (multi-parent
@@ -36,10 +38,14 @@ from soundsim import audio
 from soundsim.datasets.common import Collection
 from soundsim.errors import AudioError, CollectionError, first_few
 from soundsim.fileutil import atomic_path, write_text_atomic
+from soundsim.fingerprint import FingerprintCache
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS = ["fname", "path", "duration", "sample_rate", "channels", "frames", "format", "subtype", "labels"]
+MANIFEST_COLUMNS = ["fname", "path", "duration", "sample_rate", "channels", "frames", "format", "subtype",
+                    "fingerprint", "labels"]
+#: where the manifest keeps its fingerprint cache, under the collection's results folder
+FINGERPRINT_CACHE = "cache/fingerprints.json"
 BAD_COLUMNS = ["fname", "path", "reason"]
 LABEL_COLUMNS = ["label", "n_clips", "family", "multi_parent"]
 
@@ -83,8 +89,11 @@ def build_manifest(
     check: str = "full",
     threads: int = 1,
     progress: bool = True,
+    fingerprints: FingerprintCache | None = None,
 ) -> Manifest:
-    """Check ``col`` and its audio; see the module docstring."""
+    """Check ``col`` and its audio; see the module docstring. ``fingerprints``:
+    the cache the usable clips' fingerprints come from (default: none, every
+    file is hashed)."""
     if on_bad_audio not in ("skip", "fail"):
         raise ValueError(f"on_bad_audio must be 'skip' or 'fail', not {on_bad_audio!r}")
     problems = structural_problems(col)
@@ -102,6 +111,12 @@ def build_manifest(
         results = list(
             progress_bar(pool.map(one, paths), total=len(paths), desc="checking audio", unit="clip", disable=not progress)
         )
+    fingerprints = fingerprints or FingerprintCache(None)
+    usable = [r.path for r in results if not isinstance(r, AudioError)]
+    fps = dict(zip(usable, fingerprints.many(usable, threads, lambda it: progress_bar(
+        it, total=len(usable), desc="fingerprints", unit="clip", disable=not progress)), strict=True))
+    if usable:
+        log.info("fingerprints: %d reused (file unchanged), %d computed", fingerprints.hits, fingerprints.misses)
     rows, bad = [], []
     for (fname, labels), res in zip(col.clips[["fname", "labels"]].itertuples(index=False), results, strict=True):
         if isinstance(res, AudioError):
@@ -109,7 +124,7 @@ def build_manifest(
         else:
             rows.append(
                 (fname, res.path, round(res.duration, 6), res.sample_rate, res.channels, res.frames,
-                 res.format, res.subtype, ",".join(labels))
+                 res.format, res.subtype, fps[res.path], ",".join(labels))
             )
     clips = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     bad_df = pd.DataFrame(bad, columns=BAD_COLUMNS)
@@ -148,7 +163,10 @@ def run(
 
     col = load_collection(collection_cfg, demo_dir)
     log.info("collection %r (%s): %d clips from %s", col.name, collection_cfg["kind"], len(col.clips), col.source)
-    m = build_manifest(col, on_bad_audio, collection_cfg.get("check_audio", "full"), threads, progress)
+    cache = FingerprintCache(Path(out_dir) / FINGERPRINT_CACHE)
+    m = build_manifest(col, on_bad_audio, collection_cfg.get("check_audio", "full"), threads, progress, cache)
+    cache.keep_only(m.clips["path"])
+    cache.save()
     for row in m.bad.itertuples(index=False):
         log.warning("bad audio, skipped: %s: %s", row.path, row.reason)
     paths = write_manifest(m, out_dir)
@@ -157,6 +175,39 @@ def run(
         len(m.clips), len(m.labels), len(m.families), len(m.bad), paths["manifest"],
     )
     return paths
+
+
+def audio_state(collection_cfg: dict) -> str:
+    """A digest of the sizes and mtimes of the collection's audio files
+    (:func:`soundsim.fingerprint.tree_digest` of ``audio_dir``), cheap enough to
+    compute whenever the workflow is planned: when it changes, the manifest is
+    made again (and fingerprints of changed files computed). ``generated`` for
+    the demo, whose audio is a rule's output."""
+    from soundsim.fingerprint import tree_digest
+
+    if collection_cfg["kind"] == "demo":
+        return "generated"
+    return tree_digest(collection_cfg["audio_dir"])
+
+
+def expected_clips(collection_cfg: dict, manifest_path: str | Path) -> int | None:
+    """How many clips evaluation can expect, at planning time: the rows of an
+    existing manifest, else the size of the collection as configured (the
+    ground truth's rows; the demo's classes x clips per class); None when
+    unknown."""
+    path = Path(manifest_path)
+    try:
+        if path.is_file():
+            with path.open() as fh:
+                return max(0, sum(1 for _ in fh) - 1)
+        if collection_cfg["kind"] == "demo":
+            from soundsim.datasets import demo
+
+            return len(demo.plan(int(collection_cfg.get("clips_per_class", 16))))
+        gt = Path(collection_cfg["ground_truth"])
+        return len(pd.read_csv(gt, usecols=["fname"])) if gt.is_file() else None
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> Path:
@@ -182,7 +233,10 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise CollectionError(f"{path}: manifest not found (run the 'manifest' rule or `soundsim manifest`)")
-    df = pd.read_csv(path, dtype={"fname": str, "labels": str, "path": str}, keep_default_na=False)
+    df = pd.read_csv(path, dtype={"fname": str, "labels": str, "path": str, "fingerprint": str},
+                     keep_default_na=False)
+    if "fingerprint" not in df.columns:  # soundsim < 0.2: no content keys, nothing is reused
+        df.insert(len(df.columns) - 1, "fingerprint", "")
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise CollectionError(f"{path}: not a soundsim manifest (missing columns {', '.join(missing)})")

@@ -1,8 +1,11 @@
-"""Embedding processing: frame aggregation, L2 normalisation, PCA.
+"""Embedding processing: frame aggregation, the model's normalisation, PCA.
 
-The order follows the authors' reference implementation,
-raraz15/semantic-sound-similarity, ``code/create_clip_level_embedding.py``
-(the version whose usage the final README documents, commit 927caed):
+Each model declares its processing order (``ModelInfo.processing``, recorded in
+the embeddings file as the attribute ``processing``; :data:`PROCESSING`),
+following the authors' two reference scripts, raraz15/semantic-sound-similarity:
+
+``l2-pca`` (every deep model; ``code/create_clip_level_embedding.py``, the version
+whose usage the final README documents, commit 927caed):
 
 1. ``aggregate_frames`` (lines ~17-48): mean / median / max over a clip's
    frames; ``none`` takes the single row and raises when a clip has more than one.
@@ -18,6 +21,18 @@ raraz15/semantic-sound-similarity, ``code/create_clip_level_embedding.py``
    NNS. So the PCA output is re-normalised for MCSS only; MIPS and NNS see
    the (unit-norm-before-PCA) PCA output as it is. With ``pca='none'`` the
    vectors are already unit length and the three searches rank alike.
+
+``minmax-pca`` (Freesound's Essentia descriptors;
+``code/freesound-create_clip_level_embedding.py``):
+
+1. the clip vector (one row: the extractor's 846 statistics);
+2. min-max scaling of every dimension over the evaluated collection,
+   ``(x - min) / (max - min)`` (sklearn's ``MinMaxScaler``; :func:`minmax_scale`);
+3. PCA as above when asked for; *no* L2 normalisation before it;
+4. as above: MCSS compares by cosine; MIPS and NNS see the vectors as they are.
+   So here the three searches differ even without PCA: MIPS on vectors of
+   different lengths favours long vectors (the collapse the paper's Freesound
+   baseline shows under MIPS), NNS compares in the [0, 1] cube.
 
 soundsim does 1-3 here (:func:`process`) and step 4 inside the search, as the
 cosine ``<a,b>/(|a||b|)`` of the PCA output (:mod:`soundsim.search`), which
@@ -44,7 +59,7 @@ Choices soundsim makes where the reference leaves it open:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +71,11 @@ from soundsim.errors import SoundsimError, first_few
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("mean", "median", "max", "none")
+#: processing orders a model can declare (see the module docstring)
+PROCESSING = {
+    "l2-pca": "aggregate -> L2-normalise -> PCA",
+    "minmax-pca": "aggregate -> min-max scale over the collection -> PCA",
+}
 _SKLEARN_HAS_COVARIANCE_EIGH = tuple(int(x) for x in sklearn.__version__.split(".")[:2]) >= (1, 5)
 #: values gathered at once by :func:`aggregate` (bounds its temporary memory)
 _GATHER_ELEMENTS = 1 << 24
@@ -222,26 +242,60 @@ def pca_reduce(X: np.ndarray, n_components: int | str | None, seed: int = 0) -> 
     return Z, info
 
 
+def minmax_scale(X: np.ndarray) -> np.ndarray:
+    """Each column scaled to [0, 1] by its minimum and maximum over the rows,
+    ``(x - min) / (max - min)``, in float64; a constant column becomes 0.
+    As sklearn's ``MinMaxScaler`` (which the reference uses), except that
+    sklearn leaves ranges below ~1e-15 unscaled: some Essentia statistics
+    (e.g. ``spectral_decrease.var``, ~1e-17) live there and are scaled here."""
+    x = np.asarray(X, dtype=np.float64)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    span = hi - lo
+    return np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def processing_order(attrs: Mapping[str, Any]) -> str:
+    """The processing order an embeddings file asks for: its ``processing``
+    attribute (``l2-pca`` when absent; files of soundsim < 0.2 that were
+    min-max scaled at merge say ``collection_transform='minmax'``)."""
+    order = str(attrs.get("processing") or "")
+    if not order:
+        order = "minmax-pca" if attrs.get("collection_transform") == "minmax" else "l2-pca"
+    if order not in PROCESSING:
+        raise ProcessingError(f"unknown processing order {order!r}; allowed: {', '.join(PROCESSING)}")
+    return order
+
+
+def normalise(X_agg: np.ndarray, order: str, fnames: Sequence[str] | None = None, stage: str = "clip vectors"
+              ) -> np.ndarray:
+    """Step 2 of ``order``: L2 (``l2-pca``) or min-max over the rows
+    (``minmax-pca``) of the aggregated clip vectors, float64."""
+    if order == "l2-pca":
+        return l2_normalize(X_agg, fnames, stage)
+    if order == "minmax-pca":
+        return minmax_scale(X_agg)
+    raise ProcessingError(f"unknown processing order {order!r}; allowed: {', '.join(PROCESSING)}")
+
+
 def process(
     X_agg: np.ndarray,
     pca: int | str | None,
     fnames: Sequence[str] | None = None,
     seed: int = 0,
+    order: str = "l2-pca",
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Reference order, steps 2-3: L2-normalise the clip vectors, then PCA
-    (or not). Returns the float32 matrix MIPS and NNS search, and the PCA info.
-    MCSS re-normalises it (step 4) inside :mod:`soundsim.search`."""
-    Xn = l2_normalize(X_agg, fnames, "aggregated clip vectors")
-    Z, info = pca_reduce(Xn, pca, seed)
-    Z32 = Z.astype(np.float32)
-    if not np.all(np.isfinite(Z32)):
-        raise ProcessingError("PCA output is not finite (float32 overflow)")
-    return Z32, info
+    """Steps 2-3 of ``order``: normalise the clip vectors (:func:`normalise`),
+    then PCA (or not). Returns the float64 matrix MIPS and NNS search, and the
+    PCA info. MCSS re-normalises it (step 4) inside :mod:`soundsim.search`."""
+    Z, info = pca_reduce(normalise(X_agg, order, fnames, "aggregated clip vectors"), pca, seed)
+    if not np.all(np.isfinite(Z)):
+        raise ProcessingError("PCA output is not finite")
+    return Z, {"order": order, **info}
 
 
 def normalize_for_search(Z: np.ndarray, search: str, fnames: Sequence[str] | None = None) -> np.ndarray:
-    """The final vectors of the reference pipeline for ``search``: the PCA
-    output L2-normalised again for ``mcss``, unchanged for ``mips``/``nns``."""
+    """The final vectors of the reference pipeline for ``search`` (float64): the
+    PCA output L2-normalised again for ``mcss``, unchanged for ``mips``/``nns``."""
     if search == "mcss":
-        return l2_normalize(Z, fnames, "PCA output, before cosine search").astype(np.float32)
-    return np.asarray(Z, dtype=np.float32)
+        return l2_normalize(Z, fnames, "PCA output, before cosine search")
+    return np.asarray(Z, dtype=np.float64)

@@ -6,7 +6,10 @@ One file per (collection, model, variation); the format is documented in
     /fnames       (N,)          utf-8 variable-length strings, unique clip ids
     /embeddings   (F_total, D)  float32; the frame rows of all clips, concatenated
     /offsets      (N+1,)        int64; clip i owns rows offsets[i]:offsets[i+1]
+    /keys         (optional, N,) utf-8 strings: the extraction key of each clip (content
+                  fingerprint, model, variation, weights, code version; see soundsim.extract)
     /failed/fname, /failed/reason  (optional, M,) strings: clips the extractor could not embed
+    /failed/key   (optional, M,) strings: their extraction keys
     attrs: model, variation, dim, sample_rate, hop, level ('frame'|'clip'),
            versions (JSON object of package versions), created (ISO 8601 time)
 
@@ -68,6 +71,8 @@ class Embeddings:
     attrs: dict[str, Any] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     path: str = ""
+    keys: list[str] | None = None  # extraction key per clip (None: the file records none)
+    failed_keys: list[str] | None = None  # extraction key per failed clip
 
     @property
     def n_clips(self) -> int:
@@ -96,7 +101,7 @@ class Embeddings:
         rows = np.arange(offsets[-1], dtype=np.int64) + np.repeat(self.offsets[idx] - offsets[:-1], counts)
         return Embeddings(
             [self.fnames[i] for i in idx], self.embeddings[rows], offsets, dict(self.attrs), list(self.failed),
-            self.path,
+            self.path, [self.keys[i] for i in idx] if self.keys is not None else None, self.failed_keys,
         )
 
 
@@ -253,6 +258,8 @@ def write_embeddings(
     data: Sequence[np.ndarray] | tuple[np.ndarray, np.ndarray],
     attrs: Mapping[str, Any],
     failed: Sequence[tuple[str, str]] | None = None,
+    keys: Sequence[str] | None = None,
+    failed_keys: Sequence[str] | None = None,
 ) -> Path:
     """Write an embeddings file atomically.
 
@@ -265,6 +272,8 @@ def write_embeddings(
     data; ``sample_rate`` defaults to -1 (unknown), ``hop`` to NaN; ``versions``
     (package versions) and ``created`` (now, UTC) are filled in unless given.
     Other attributes are stored as given (dicts/lists as JSON strings).
+    ``keys`` / ``failed_keys``: the extraction key of each clip / failed clip
+    (``/keys``, ``/failed/key``), one per fname / failed entry.
     The data is validated (see module docstring) before anything is written.
     """
     path = Path(path)
@@ -304,16 +313,24 @@ def write_embeddings(
     a.setdefault("created", _now_iso())
     validate_arrays(spath, fnames, emb, offsets, a)
     failed = list(failed or [])
+    if keys is not None and len(keys) != len(fnames):
+        raise EmbeddingError(f"{spath}: {len(fnames)} fnames but {len(keys)} keys")
+    if failed_keys is not None and len(failed_keys) != len(failed):
+        raise EmbeddingError(f"{spath}: {len(failed)} failed clips but {len(failed_keys)} keys")
     str_dt = h5py.string_dtype("utf-8")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("fnames", data=np.array(fnames, dtype=object), dtype=str_dt)
             f.create_dataset("embeddings", data=emb)
             f.create_dataset("offsets", data=offsets.astype(np.int64))
+            if keys is not None:
+                f.create_dataset("keys", data=np.array([str(k) for k in keys], dtype=object), dtype=str_dt)
             if failed:
                 g = f.create_group("failed")
                 g.create_dataset("fname", data=np.array([str(x[0]) for x in failed], dtype=object), dtype=str_dt)
                 g.create_dataset("reason", data=np.array([str(x[1]) for x in failed], dtype=object), dtype=str_dt)
+                if failed_keys is not None:
+                    g.create_dataset("key", data=np.array([str(k) for k in failed_keys], dtype=object), dtype=str_dt)
             for k, v in a.items():
                 f.attrs[k] = _attr_value(v)
     return path
@@ -344,7 +361,9 @@ def read_embeddings(path: str | Path, check_finite: bool = True) -> Embeddings:
         emb = f["embeddings"][()]
         offsets = _as_offsets(spath, f["offsets"][()], emb.shape[0] if emb.ndim == 2 else 0)
         attrs = _read_attrs(f)
+        keys = _read_strings(f, "keys", spath, len(fnames))
         failed: list[tuple[str, str]] = []
+        failed_keys: list[str] | None = None
         if "failed" in f:
             g = f["failed"]
             if not (isinstance(g, h5py.Group) and "fname" in g and "reason" in g):
@@ -353,6 +372,7 @@ def read_embeddings(path: str | Path, check_finite: bool = True) -> Embeddings:
             if len(fn) != len(rs):
                 raise EmbeddingError(f"{spath}: /failed/fname and /failed/reason differ in length")
             failed = list(zip(map(str, fn), map(str, rs), strict=True))
+            failed_keys = _read_strings(g, "key", spath, len(failed))
     if emb.ndim != 2:
         raise EmbeddingError(f"{spath}: /embeddings must be 2-D (frames x dim), got shape {emb.shape}")
     if not np.issubdtype(emb.dtype, np.floating):
@@ -364,7 +384,65 @@ def read_embeddings(path: str | Path, check_finite: bool = True) -> Embeddings:
         except json.JSONDecodeError:
             pass
     validate_arrays(spath, fnames, emb, offsets, attrs, check_finite=check_finite)
-    return Embeddings(fnames, emb, offsets, attrs, failed, spath)
+    return Embeddings(fnames, emb, offsets, attrs, failed, spath, keys, failed_keys)
+
+
+def _read_strings(group: h5py.Group, name: str, spath: str, n: int) -> list[str] | None:
+    """An optional string dataset of ``n`` entries (None when absent)."""
+    if name not in group:
+        return None
+    try:
+        out = [str(x) for x in group[name].asstr()[()]]
+    except (TypeError, ValueError, UnicodeDecodeError) as e:
+        raise EmbeddingError(f"{spath}: {group[name].name} must be utf-8 strings ({e})") from e
+    if len(out) != n:
+        raise EmbeddingError(f"{spath}: {group[name].name} has {len(out)} entries, expected {n}")
+    return out
+
+
+def read_keys(path: str | Path) -> tuple[list[str], list[str] | None, np.ndarray, dict[str, Any],
+                                         list[tuple[str, str]], list[str] | None]:
+    """The index of an embeddings file without its rows: (fnames, keys, offsets,
+    attrs, failed, failed keys). What extraction reads to reuse unchanged clips
+    (:func:`read_rows` then reads only the rows it needs)."""
+    path = Path(path)
+    spath = str(path)
+    try:
+        with h5py.File(path, "r") as f:
+            fnames = [str(x) for x in f["fnames"].asstr()[()]]
+            offsets = np.asarray(f["offsets"][()], dtype=np.int64)
+            keys = _read_strings(f, "keys", spath, len(fnames))
+            failed: list[tuple[str, str]] = []
+            failed_keys = None
+            if "failed" in f:
+                g = f["failed"]
+                failed = list(zip(map(str, g["fname"].asstr()[()]), map(str, g["reason"].asstr()[()]), strict=True))
+                failed_keys = _read_strings(g, "key", spath, len(failed))
+            return fnames, keys, offsets, _read_attrs(f), failed, failed_keys
+    except (OSError, KeyError) as e:
+        raise EmbeddingError(f"{spath}: not a readable embeddings file ({e})") from e
+
+
+class RowReader:
+    """Reads row ranges of an embeddings file's ``/embeddings`` from disk, one
+    range at a time (memory: the rows asked for). A context manager."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._f = h5py.File(path, "r")
+        self._ds = self._f["embeddings"]
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self._ds[start:stop], dtype=np.float32)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> RowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def write_processed(path: str | Path, fnames: Sequence[str], X: np.ndarray, attrs: Mapping[str, Any]) -> Path:

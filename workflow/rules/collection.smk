@@ -36,6 +36,8 @@ rule manifest:
     params:
         collection=COLLECTION,
         on_bad_audio=config["extraction"]["on_bad_audio"],
+        # sizes and mtimes of the audio files: a changed clip re-makes the manifest (its fingerprints)
+        audio_state=manifest_lib.audio_state(COLLECTION),
     threads: 4
     log:
         f"{RESULTS}/{{collection}}/logs/manifest.log",

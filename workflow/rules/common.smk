@@ -6,9 +6,12 @@ from pathlib import Path
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+from soundsim import manifest as manifest_lib
 from soundsim import models as registry
+from soundsim import provenance
 from soundsim.config import load_yaml, validate_config
 from soundsim.errors import ConfigError
+from soundsim.fingerprint import weights_fingerprint
 
 # 1. soundsim's check: every problem, each naming the key and the allowed values.
 try:
@@ -32,7 +35,14 @@ try:
 except ConfigError as e:
     raise WorkflowError(str(e))
 SHARDS = config["extraction"]["shards"]
+REUSE = config["extraction"]["reuse"]
 GRID = config["grid"]
+# Code versions (soundsim.provenance) and weights fingerprints are rule params: a change
+# re-runs exactly the jobs it can affect.
+MODEL_CODE = {n: provenance.model_code_version(n) for n in MODELS}
+WEIGHTS_FP = {nv: weights_fingerprint(p) for nv, p in WEIGHTS.items()}
+EVALUATION_CODE = provenance.evaluation_code_version()
+N_CLIPS = manifest_lib.expected_clips(COLLECTION, f"{C}/manifest.csv")
 SEARCHES = GRID["searches"]
 METRIC_FILES = ["per_label.csv", "per_family.csv", "summary.json", "rankings.h5", "per_query.parquet"]
 
@@ -78,10 +88,20 @@ def embedding_files():
     return [f"{C}/embeddings/{n}/{v}.h5" for n, v in WEIGHTS]
 
 
+_WARNED = set()
+
+
+def _warn_once(msg):
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        logger.warning(msg)
+
+
 def processing_settings(name):
     """(aggregation, PCA) pairs a model is evaluated under: clip-level models use
     'none' only, frame-level models the configured aggregations other than 'none';
-    PCA sizes above the model's dimension are left out (PCA cannot add dimensions)."""
+    PCA sizes above the model's dimension (PCA cannot add dimensions) or above the
+    number of clips (the manifest's, else the collection's size) are left out."""
     inf = registry.info(name)
     aggs = (
         ["none"]
@@ -90,10 +110,14 @@ def processing_settings(name):
     )
     pcas = []
     for p in GRID["pca"]:
-        if p == "none" or all(int(p) <= inf.dim_of(v) for v in inf.variations):
-            pcas.append(str(p))
+        if p == "none":
+            pcas.append("none")
+        elif not all(int(p) <= inf.dim_of(v) for v in inf.variations):
+            _warn_once(f"{name}: PCA {p} > its {inf.dim_of(inf.default_variation)} dims: left out")
+        elif N_CLIPS is not None and int(p) > N_CLIPS:
+            _warn_once(f"{name}: PCA {p} > the collection's {N_CLIPS} clips: left out")
         else:
-            logger.warning(f"{name}: PCA {p} > its {inf.dim_of(inf.default_variation)} dims: left out")
+            pcas.append(str(p))
     return [(a, p) for a in aggs for p in pcas]
 
 

@@ -18,6 +18,7 @@ rule evaluate:
         cutoffs=config["evaluation"]["cutoffs"],
         seed=config["evaluation"]["seed"],
         use_families=config["evaluation"]["families"],
+        code_version=EVALUATION_CODE,
     threads: 2
     group:
         "evaluate"

@@ -14,8 +14,14 @@ rule extract_shard:
     params:
         env=lambda w: model_env(w.model),
         weights=lambda w: model_weights(w.model, w.variation),
+        weights_fingerprint=lambda w: WEIGHTS_FP[(w.model, w.variation)],
+        code_version=lambda w: MODEL_CODE[w.model],
         options=lambda w: MODELS[w.model].get("options", {}),
         on_bad_audio=config["extraction"]["on_bad_audio"],
+        # the previous merged embeddings: clips whose key is unchanged are copied from it
+        reuse=lambda w: (
+            f"{RESULTS}/{w.collection}/embeddings/{w.model}/{w.variation}.h5" if REUSE else ""
+        ),
     threads: 1
     resources:
         gpu=lambda w: 1 if model_info(w.model).needs_gpu else 0,

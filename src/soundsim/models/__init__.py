@@ -59,7 +59,9 @@ class ModelInfo:
     weight_files: Mapping[str, str] = field(default_factory=dict)  # variation -> official file (or folder) name
     min_duration: float = 0.0  # seconds; shorter clips are zero-padded at the end to this length
     long_clips: str = "every frame of the whole clip is embedded"  # how long clips are handled
-    collection_transform: str | None = None  # applied over the whole collection at merge ('minmax')
+    # processing order (soundsim.process.PROCESSING): 'l2-pca' (deep models: L2 before PCA) or
+    # 'minmax-pca' (Freesound: min-max scaling over the collection before PCA, no L2 before it)
+    processing: Literal["l2-pca", "minmax-pca"] = "l2-pca"
     paper: PaperInfo | None = None  # None: not in the paper's Table II
     packages: tuple[str, ...] = ()  # distributions whose versions are recorded in the HDF5 file
     needs_gpu: bool = False  # whether a GPU is worth asking for on a cluster

@@ -84,9 +84,11 @@ silence, but also any clip quieter than roughly -45 dBFS RMS (white noise at
 are not padded (``min_duration`` 0): the extractor handles clips down to a few
 samples. Long clips: every frame of the whole clip enters the statistics.
 
-The collection transform is ``minmax``: each of the 846 values is scaled to
-[0, 1] over the whole collection at merge time (:func:`soundsim.extract.merge_shards`),
-as Freesound and the reference code do before PCA.
+Processing order ``minmax-pca`` (:mod:`soundsim.process`): each of the 846
+values is scaled to [0, 1] over the evaluated collection, then PCA, with no L2
+normalisation before it, as the authors' ``freesound-create_clip_level_embedding.py``
+does (and Gaia before it). The embeddings file keeps the extractor's own values,
+so that a clip's rows never depend on the other clips.
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ INFO = ModelInfo(
     weights_hint="no weights: hand-engineered features (Essentia FreesoundExtractor)",
     min_duration=0.0,
     long_clips="statistics over every 2048-sample frame (hop 1024) of the whole clip",
-    collection_transform="minmax",
+    processing="minmax-pca",
     paper=PaperInfo("A", "-", "-", "-", 846),
     packages=("essentia",),
 )
