@@ -209,3 +209,24 @@ def test_row_order_of_the_files_does_not_change_the_tests():
     ref = St.pairwise({"a": a, "b": b}, 200, seed=1)
     shuffled = St.pairwise({"a": a, "b": b.sample(frac=1.0, random_state=0)}, 200, seed=1)
     pd.testing.assert_frame_equal(ref, shuffled)
+
+
+def test_intervals_stay_within_the_metrics_range_on_a_small_collection():
+    """8 labels of 2 queries; every first relevant clip at rank 0 but one at rank 1,
+    and AP near 1: MR1 = 0.0625. The rescaled replicates (factor sqrt(2) for n_l = 2)
+    reach MR1 0.0625 - 0.088 < 0 and MAP above 1, which no resample can score."""
+    labels = np.repeat([f"lab{i}" for i in range(8)], 2)
+    r1 = np.zeros(16)
+    r1[1] = 1.0
+    ap = np.ones(16)
+    ap[0] = 0.5
+    df = _frame(labels, ap, r1)
+    design = St.Design(labels)
+    _, rep = design.replicates(df[["ap@15", "r1"]].to_numpy(), 1000, 0)
+    assert rep[:, 1].min() < 0 and rep[:, 0].max() > 1  # what the bounds are needed for
+    out = St.intervals({"sys": df}, n_resamples=1000, seed=0).set_index("metric")
+    assert out.loc["mr1", "estimate"] == pytest.approx(0.0625)
+    assert out.loc["mr1", "lo"] == 0.0 and out.loc["mr1", "hi"] > 0.0625
+    assert out.loc["map@15", "hi"] == 1.0 and 0 <= out.loc["map@15", "lo"] < out.loc["map@15", "estimate"]
+    pw = St.pairwise({"a": df, "b": _frame(labels, ap[::-1].copy(), r1[::-1].copy())}, n_resamples=200, seed=0)
+    assert (pw["diff_lo"] >= -1).all() and (pw.loc[pw.metric == "map@15", "diff_hi"] <= 1).all()

@@ -33,7 +33,12 @@ for small labels (half the variance at n_l = 2), so each replicate is
 
 which makes the bootstrap variance equal the unbiased estimate above (on
 FSD50K, n_l >= 32, the factor is <= 1.016). The interval is the percentile
-interval of the replicates (default 95 %, 1,000 resamples). Computation:
+interval of the replicates (default 95 %, 1,000 resamples), kept within the
+metric's range (:func:`metric_range`: MAP@N in [0, 1], MR1 >= 0): the
+rescaling can carry a replicate of a small collection past a bound (e.g. MR1
+0.0625 with a lower end of -0.004), which no collection can produce; clipping
+the interval's ends is the percentile interval of the replicates clipped to
+the range (clipping is monotone), i.e. of the estimator's parameter space. Computation:
 a resample is an (n_resamples x queries) matrix of draw counts, so the
 replicates of every system and metric are one matrix product
 ``counts @ (values * weights)``; the counts depend only on the seed and the
@@ -292,10 +297,26 @@ class Design:
         return est, rep
 
 
-def _interval(rep: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+def _interval(rep: np.ndarray, confidence: float, bounds: tuple[np.ndarray, np.ndarray] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of the replicates (B, k), each column within
+    ``bounds`` (lo, hi per column) when given."""
     a = (1.0 - float(confidence)) / 2.0
     q = np.quantile(rep, [a, 1.0 - a], axis=0)
-    return q[0], q[1]
+    if bounds is None:
+        return q[0], q[1]
+    return np.clip(q[0], bounds[0], bounds[1]), np.clip(q[1], bounds[0], bounds[1])
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values a macro metric can take: MAP@N in [0, 1], MR1 (a 0-based rank) in [0, inf)."""
+    return (0.0, 1.0) if metric.startswith("map@") else (0.0, math.inf)
+
+
+def _bounds(columns: Sequence[str], difference: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column bounds of the macro values (``difference``: of a difference of two systems)."""
+    lo, hi = np.array([metric_range(metric_of(c)) for c in columns], dtype=np.float64).T
+    return (lo - hi, hi - lo) if difference else (lo, hi)
 
 
 # --------------------------------------------------------------------------- intervals
@@ -331,7 +352,8 @@ def intervals(
         design = designs[sig]
         # every system and metric of the group in one pass over the resamples
         est_all, rep_all = design.replicates(np.hstack([qs.values for _, qs in members]), n_resamples, seed)
-        lo_all, hi_all = _interval(rep_all, confidence)
+        lo_all, hi_all = _interval(rep_all, confidence,
+                                   _bounds([c for _, qs in members for c in qs.columns]))
         se_all = rep_all.std(axis=0, ddof=1) if rep_all.shape[0] > 1 else np.full(est_all.shape, np.nan)
         k0 = 0
         for name, qs in members:
@@ -451,7 +473,7 @@ def pairwise(
             for i, j in pairs:
                 d_rep = rep[i] - rep[j]
                 d = est[i] - est[j]
-                lo, hi = _interval(d_rep, confidence)
+                lo, hi = _interval(d_rep, confidence, _bounds(qsets[i].columns, difference=True))
                 se = d_rep.std(axis=0, ddof=1) if d_rep.shape[0] > 1 else np.full(d.shape, np.nan)
                 p = _p_value(d, se)
                 for k, col in enumerate(qsets[i].columns):
