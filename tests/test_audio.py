@@ -138,3 +138,15 @@ def test_load_names_the_first_non_finite_sample(tmp_path, monkeypatch, value, na
             audio.load(p, sample_rate=target)
         assert exc.value.path == str(p)
         assert exc.value.reason == f"non-finite sample ({name}) at frame 2345 (0.293 s), channel 1"
+
+
+def test_check_names_the_first_non_finite_sample(tmp_path):
+    import soundfile as sf
+
+    x = np.zeros((70000, 2), dtype=np.float32)
+    x[66000, 1] = np.inf  # past the first block of 65536 frames
+    p = tmp_path / "inf.wav"
+    sf.write(p, x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError) as exc:
+        audio.check(p, full=True)
+    assert exc.value.reason == "non-finite sample (inf) at frame 66000 (4.125 s), channel 1"

@@ -113,3 +113,75 @@ def test_read_manifest_errors(tmp_path):
     (tmp_path / "m.csv").write_text("fname,labels\nx,Dog\n")
     with pytest.raises(CollectionError, match="not a soundsim manifest"):
         manifest.read_manifest(tmp_path / "m.csv")
+
+
+def m4a_like(path):
+    """A file that begins like a real M4A (an ISO-BMFF 'ftyp' box of brand 'M4A '):
+    libsndfile cannot read the container, whatever follows."""
+    path.write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom\x00\x00\x00\x00" + bytes(4096))
+    return path
+
+
+def test_opus_is_accepted_and_m4a_is_reported_as_unsupported(tmp_path, csv_collection):
+    import numpy as np
+    import soundfile as sf
+
+    p = csv_collection([("a1", "Dog"), ("op", "Dog"), ("aac", "Rain"), ("b1", "Rain")])
+    sf.write(p["audio_dir"] / "op.opus", 0.2 * np.sin(np.arange(24000) / 7.0), 48000, format="OGG", subtype="OPUS")
+    m4a_like(p["audio_dir"] / "aac.m4a")
+    m = build(p, on_bad_audio="skip")
+    row = m.clips.set_index("fname").loc["op"]
+    assert (row.format, row.subtype, row.sample_rate, row.frames) == ("OGG", "OPUS", 48000, 24000)
+    assert m.bad.to_dict("records") == [{"fname": "aac", "path": str((p["audio_dir"] / "aac.m4a").resolve()),
+                                         "reason": "format not supported by libsndfile (convert it, e.g. with "
+                                                   "ffmpeg)"}]
+    with pytest.raises(CollectionError, match=r"1 unusable audio file\(s\) and extraction.on_bad_audio is 'fail':"
+                                              r"\n  .*aac.m4a: format not supported by libsndfile"):
+        build(p, on_bad_audio="fail")
+
+
+def test_a_supported_file_is_preferred_over_an_unsupported_one_of_the_same_name(tmp_path, csv_collection):
+    p = csv_collection([("a1", "Dog"), ("b1", "Rain")])
+    m4a_like(p["audio_dir"] / "a1.m4a")  # beside a1.wav
+    m = build(p)
+    assert m.clips.set_index("fname").loc["a1", "path"].endswith("a1.wav") and m.bad.empty
+
+
+def test_fingerprints_are_in_the_manifest_and_cached(tmp_path, csv_collection, caplog):
+    import os
+
+    from soundsim.fingerprint import file_fingerprint
+
+    p = csv_collection()
+    cfg = {"name": "c", "kind": "csv", "audio_dir": str(p["audio_dir"]), "ground_truth": str(p["ground_truth"]),
+           "vocabulary": str(p["vocabulary"]), "families": str(p["families"])}
+    caplog.set_level("INFO")
+    manifest.run(cfg, tmp_path / "out", progress=False)
+    assert "fingerprints: 0 reused (file unchanged), 5 computed" in caplog.text
+    back = manifest.read_manifest(tmp_path / "out" / "manifest.csv").set_index("fname")
+    assert back.loc["b2", "fingerprint"] == file_fingerprint(p["audio_dir"] / "b2.flac")
+    state = manifest.audio_state(cfg)
+    caplog.clear()
+    manifest.run(cfg, tmp_path / "out", progress=False)
+    assert "fingerprints: 5 reused (file unchanged), 0 computed" in caplog.text
+    assert manifest.audio_state(cfg) == state
+    # one clip rewritten: a new state for the workflow, one fingerprint computed again
+    f = p["audio_dir"] / "c1.wav"
+    st = os.stat(f)
+    f.write_bytes(f.read_bytes()[:-2] + b"\x01\x02")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert manifest.audio_state(cfg) != state
+    caplog.clear()
+    manifest.run(cfg, tmp_path / "out", progress=False)
+    assert "fingerprints: 4 reused (file unchanged), 1 computed" in caplog.text
+    again = manifest.read_manifest(tmp_path / "out" / "manifest.csv").set_index("fname")
+    assert again.loc["c1", "fingerprint"] != back.loc["c1", "fingerprint"]
+    assert (again.drop(index="c1")["fingerprint"] == back.drop(index="c1")["fingerprint"]).all()
+
+
+def test_a_manifest_without_fingerprints_still_reads(tmp_path, csv_collection):
+    m = build(csv_collection())
+    old = m.clips.drop(columns=["fingerprint"])  # soundsim < 0.2
+    old.to_csv(tmp_path / "manifest.csv", index=False)
+    back = manifest.read_manifest(tmp_path / "manifest.csv")
+    assert list(back.columns) == manifest.MANIFEST_COLUMNS and (back["fingerprint"] == "").all()

@@ -5,7 +5,11 @@ path and a short reason (``empty file``, ``truncated: ...``, ``cannot decode:
 ...``); callers decide whether to skip or stop (``extraction.on_bad_audio``).
 
 Reading and decoding is libsndfile's (via ``soundfile``): WAV, FLAC, OGG/Vorbis,
-AIFF, MP3 (libsndfile >= 1.1). Resampling is ``soxr`` (deterministic, VHQ).
+Ogg Opus (``.opus``), AIFF, MP3 (libsndfile >= 1.1). Formats libsndfile cannot
+decode (:data:`UNSUPPORTED_EXTENSIONS`: M4A/AAC, WMA, ...) are still found by
+the collection adapters and reported as unusable clips, "format not supported
+by libsndfile (convert it, e.g. with ffmpeg)". Resampling is ``soxr``
+(deterministic, VHQ).
 """
 
 from __future__ import annotations
@@ -22,7 +26,11 @@ import soxr
 from soundsim.errors import AudioError
 
 #: File extensions the collection adapters look for, in order of preference.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+#: Audio formats libsndfile cannot decode: found as clips, then reported (see :data:`UNSUPPORTED_REASON`).
+UNSUPPORTED_EXTENSIONS = (".m4a", ".aac", ".mp4", ".m4b", ".alac", ".wma", ".webm", ".mka", ".ac3", ".amr",
+                          ".ape", ".3gp")
+UNSUPPORTED_REASON = "format not supported by libsndfile (convert it, e.g. with ffmpeg)"
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ def probe(path: str | Path) -> AudioInfo:
     try:
         info = sf.info(p)
     except (sf.LibsndfileError, RuntimeError) as e:
+        if os.path.splitext(p)[1].lower() in UNSUPPORTED_EXTENSIONS:
+            raise AudioError(p, UNSUPPORTED_REASON) from e
         raise AudioError(p, f"cannot read audio header: {e}") from e
     if info.frames <= 0:
         raise AudioError(p, "no audio frames (zero-length audio)")
@@ -101,7 +111,7 @@ def check(path: str | Path, full: bool = True, blocksize: int = 1 << 16) -> Audi
         with sf.SoundFile(info.path) as f:
             for block in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
-                    raise AudioError(info.path, f"non-finite samples near frame {decoded}")
+                    raise AudioError(info.path, _first_non_finite(block, decoded, info.sample_rate))
                 decoded += block.shape[0]
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(info.path, f"cannot decode (corrupt or truncated) after {decoded} frames: {e}") from e

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from soundsim.audio import AUDIO_EXTENSIONS
+from soundsim.audio import AUDIO_EXTENSIONS, UNSUPPORTED_EXTENSIONS
 from soundsim.errors import CollectionError
 
 
@@ -127,13 +127,18 @@ def read_families(path: str | Path) -> dict[str, list[str]]:
 
 def locate_audio(audio_dir: str | Path, fnames: list[str]) -> list[str | None]:
     """Find each clip's file in ``audio_dir``: ``<fname>`` itself when it has an
-    audio extension, else ``<fname>.<ext>`` for the known extensions. One
-    directory listing, so it scales to large folders. None where nothing is found;
-    a clip with several candidate files is an error (ambiguous)."""
+    audio extension, else ``<fname>.<ext>`` for the known extensions, those
+    libsndfile decodes first (``AUDIO_EXTENSIONS``), else a file in a format it
+    cannot decode (``UNSUPPORTED_EXTENSIONS``: found, so that the manifest
+    reports it as an unusable clip rather than a missing one). One directory
+    listing, so it scales to large folders. None where nothing is found; a clip
+    with several candidate files is an error (ambiguous)."""
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise CollectionError(f"{audio_dir}: audio folder not found")
+    known = AUDIO_EXTENSIONS + UNSUPPORTED_EXTENSIONS
     by_stem: dict[str, list[str]] = {}
+    unsupported: dict[str, list[str]] = {}
     names: set[str] = set()
     with os.scandir(audio_dir) as it:
         for e in it:
@@ -143,12 +148,14 @@ def locate_audio(audio_dir: str | Path, fnames: list[str]) -> list[str | None]:
             stem, ext = os.path.splitext(e.name)
             if ext.lower() in AUDIO_EXTENSIONS:
                 by_stem.setdefault(stem, []).append(e.name)
+            elif ext.lower() in UNSUPPORTED_EXTENSIONS:
+                unsupported.setdefault(stem, []).append(e.name)
     out: list[str | None] = []
     for f in fnames:
-        if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS:
+        if os.path.splitext(f)[1].lower() in known:
             out.append(str((audio_dir / f).resolve()) if f in names else None)
             continue
-        cands = by_stem.get(f, [])
+        cands = by_stem.get(f) or unsupported.get(f, [])
         if len(cands) > 1:
             raise CollectionError(f"{audio_dir}: clip {f!r} is ambiguous: {', '.join(sorted(cands))}")
         out.append(str((audio_dir / cands[0]).resolve()) if cands else None)
