@@ -548,3 +548,42 @@ def test_ratings_database_schema(tmp_path):
             con.execute("INSERT INTO ratings VALUES (1, 5, 's', 'm', 'v', 's', 'a', 'p', 's', 0, NULL, NULL, '[]')")
     r = db.read_ratings(path)
     assert len(r) == 1 and math.isnan(r["ap"].iloc[0]) and r["created"].iloc[0].endswith("+00:00")
+
+
+def test_listen_on_ipv6_loopback_answers_its_own_address(results_root):
+    """`soundsim listen --host ::1` prints http://[::1]:P/ and that address answers
+    (werkzeug's own trusted-host check refused '[::1]:P'); other Host names stay refused."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+            port = s.getsockname()[1]
+    except OSError:
+        pytest.skip("no IPv6 loopback on this machine")
+    exe = Path(sys.executable).parent / "soundsim"
+    proc = subprocess.Popen(
+        [str(exe), "listen", "--results", str(results_root / "results"), "--collection", COLLECTION,
+         "--host", "::1", "--port", str(port)], cwd=results_root, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        assert f"at http://[::1]:{port}/" in first
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://[::1]:{port}/", timeout=2) as r:
+                    assert r.status == 200 and "soundsim listen" in r.read().decode()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stdout.read()
+                time.sleep(0.1)
+        else:
+            pytest.fail("soundsim listen --host ::1 did not answer within 20 s")
+        c = http.client.HTTPConnection("::1", port, timeout=10)
+        c.request("GET", "/", headers={"Host": "attacker.example"})
+        assert c.getresponse().status == 400
+        c = http.client.HTTPConnection("::1", port, timeout=10)
+        c.request("GET", "/", headers={"Host": f"localhost:{port}"})
+        assert c.getresponse().status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, abort, redirect, render_template, request, send_file, url_for
 from jinja2 import DictLoader
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from soundsim.listen import db
 from soundsim.listen.pages import TEMPLATES
@@ -135,7 +135,15 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
     app.config.update(SOUNDSIM_RESULTS=res, SOUNDSIM_DB=Path(ratings_db) if ratings_db else res.ratings_path,
                       MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
     if trusted_hosts:
-        app.config["TRUSTED_HOSTS"] = list(trusted_hosts)
+        # the Host header's name (IPv6 literals in brackets, port dropped) must be one of them;
+        # werkzeug's own TRUSTED_HOSTS check cuts '[::1]:8000' at the first ':' and refuses it
+        trusted = {h.strip("[]").lower() for h in trusted_hosts}
+
+        @app.before_request
+        def _check_host() -> None:
+            name = urlsplit("//" + (request.host or "")).hostname or ""
+            if name.lower() not in trusted:
+                raise SecurityError(f"Host {request.host!r} is not trusted.")
 
     def message(code: int, title: str, text: str, hint: str = "", back: str = "") -> tuple[str, int]:
         return render_template("message.html", title=title, message=text, hint=hint, back=back,
