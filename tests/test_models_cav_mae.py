@@ -100,6 +100,12 @@ RUN = textwrap.dedent(
     res["native"], res["native_again"] = native.embed(y), native.embed(y)
     res["tokens"] = m.embedder.tokens(y).numpy()
     res["pre"] = models.load("cav-mae", "audio_model.21", weights=pre).embed(y)
+    # issue 12: a 75 s clip with native_rate is resampled in blocks (head + running mean), = the one-shot path
+    from soundsim.models import cav_mae
+    y75 = np.concatenate([y, y, y])[: 75 * 44100] + np.float32(0.05)
+    res["native75"] = native.embed(y75)
+    cav_mae.EXACT_RESAMPLE_SECONDS = 10**9
+    res["native75_one_shot"] = native.embed(y75)
     shard = extract.extract_shard(man, "cav-mae", "as_46.6", 0, 1, out + ".shard.h5", weights=ft, progress=False)
     extract.merge_shards([shard], out)
     np.savez(out + ".npz", **res)
@@ -220,3 +226,9 @@ def test_errors(checkpoints, tmp_path):
         models.load("cav-mae", weights=str(tmp_path / "broken.pth"))
     with pytest.raises(TypeError, match=r"cav-mae takes the option 'native_rate', got \['layer'\]"):
         models.load("cav-mae", weights=str(checkpoints["as_46.6"]), options={"layer": "x"})
+
+
+def test_native_rate_long_clip_resampled_in_blocks(result):
+    """Issue 12: over 60 s, native_rate resamples in blocks (the first 10.24 s kept, the mean
+    accumulated in float64): the one-shot resampling's embedding up to float rounding."""
+    np.testing.assert_allclose(result["native75"], result["native75_one_shot"], rtol=0, atol=1e-5)

@@ -97,6 +97,15 @@ EMBED = textwrap.dedent(
     torch.save(sd, f"{folder}/bare.pt")
     res["tin_bare_long"] = models.load("laion-clap", "630k-best", weights=f"{folder}/bare.pt").embed(y["long"])
 
+    # issue 12: the fusion mel of a long clip in chunks of STFT frames (= the whole clip's STFT),
+    # quantisation per chunk; 25 s = 2501 frames: one chunk by default, four of 626 here
+    q = torch.from_numpy(lc.quantize(y["long"]))
+    res["mel_whole"] = fm.embedder.mel(q).numpy()
+    res["mel_chunked"] = fm.embedder.mel.chunked(y["long"], lc.quantize, frames=700).numpy()
+    lc.MEL_CHUNK_FRAMES = 700
+    res["fus_long_chunked"] = fm.embed(y["long"])
+    lc.MEL_CHUNK_FRAMES = 6000
+
     # errors
     with open(f"{folder}/random.pt", "wb") as fh:
         fh.write(np.random.default_rng(0).bytes(5000))
@@ -282,3 +291,11 @@ def test_extraction_through_the_laion_clap_env(audio_files, computed, tmp_path):
     assert e.embeddings.shape == (4, 512) and e.embeddings.dtype == np.float32
     for i, k in enumerate(("one", "ten", "long")):
         assert np.array_equal(e.embeddings[i : i + 1], computed[f"fus_{k}"])
+
+
+def test_fusion_mel_of_a_long_clip_in_chunks(computed):
+    """Issue 12: the STFT of the whole clip never exists (chunks of frames, reflect padding at the
+    ends rebuilt), the rows and the embedding are the whole-clip ones up to float rounding."""
+    assert computed["mel_chunked"].shape == computed["mel_whole"].shape == (2501, 64)
+    np.testing.assert_allclose(computed["mel_chunked"], computed["mel_whole"], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(computed["fus_long_chunked"], computed["fus_long"], rtol=0, atol=1e-5)

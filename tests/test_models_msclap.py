@@ -148,6 +148,12 @@ SCRIPT = textwrap.dedent(
     res["ten_again"] = m.embed(clips["ten"])
     m.embedder.batch_size = 1
     res["ten_batch1"] = m.embed(clips["ten"])
+    # issue 12: a 40 s clip cut and embedded 3 windows at a time = all its windows in one batch
+    x40 = np.concatenate([clips["long"], clips["ten"], clips["long"][: 5 * 44100]])
+    m.embedder.batch_size = 3
+    res["x40_batch3"] = m.embed(x40)
+    m.embedder.batch_size = 1000
+    res["x40_one_batch"] = m.embedder.embed_windows(_msclap.windows(x40, spec.window))
 
     # -- msclap's own loading and audio-embedding path on the same checkpoint
     if name == "pengi":
@@ -333,3 +339,11 @@ def test_extraction_through_the_msclap_env(folder, tmp_path):
     assert np.array_equal(e.embeddings[:2], r["ten"])
     assert np.array_equal(e.embeddings[2:3], r["one"])
     assert np.array_equal(e.embeddings[5:9], r["long"])
+
+
+@pytest.mark.parametrize("name", ["clap-2022", "clap-2023", "pengi"])
+def test_long_clip_in_batches_equals_one_batch(name, folder):
+    """Issue 12: windows cut batch by batch (bounded memory) give the one-batch rows."""
+    r = results(name, folder)
+    assert r["x40_batch3"].shape == r["x40_one_batch"].shape == (8 if name == "clap-2022" else 6, 1024)
+    np.testing.assert_allclose(r["x40_batch3"], r["x40_one_batch"], rtol=0, atol=1e-5)

@@ -37,7 +37,10 @@ one. soundsim is deterministic instead (:func:`windows`):
 
 Each window gives one row (frame-level output, hop = ``duration``); aggregate over
 rows for a clip-level vector (a clip up to ``duration`` seconds has one row, exactly
-msclap's embedding). The spectrogram front end (torchlibrosa STFT + log-mel, window
+msclap's embedding). The windows are cut and embedded ``batch_size`` (option, default 8)
+at a time, so memory per clip is bounded whatever its length (about 1 GB at most for
+a batch of eight 7 s windows through HTS-AT); another batch size changes the rows at
+float rounding level only. The spectrogram front end (torchlibrosa STFT + log-mel, window
 1024, hop 320) is part of the encoder, as in msclap. Mind msclap's HTS-AT: its
 front end is built from ``msclap.models.config`` (32 kHz mel filters, 50-14000 Hz),
 not from the YAML; the STFT and mel matrices are stored in the checkpoints
@@ -135,18 +138,32 @@ def n_rows(n_samples: int, duration: int) -> int:
     return 1 if n_samples <= w else math.ceil(n_samples / w)
 
 
-def windows(x: np.ndarray, window: int) -> np.ndarray:
-    """(rows, window) float32: deterministic windows of a mono clip (module docstring)."""
+def window_starts(n: int, window: int) -> list[int]:
+    """First sample of each window of a clip of ``n > window`` samples (module docstring)."""
+    starts = list(range(0, n - window + 1, window))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    return starts
+
+
+def window_batches(x: np.ndarray, window: int, batch_size: int):
+    """The rows of :func:`windows`, ``batch_size`` at a time (each a ``(k, window)`` float32
+    array): only one batch of windows exists at once, whatever the clip's length."""
     x = np.asarray(x, dtype=np.float32).reshape(-1)
     n = len(x)
     if n == 0:
         raise ValueError("empty clip: nothing to embed")
     if n <= window:  # msclap: audio.repeat(ceil(W / n))[0:W]
-        return np.tile(x, math.ceil(window / n))[:window][None, :]
-    starts = list(range(0, n - window + 1, window))
-    if starts[-1] + window < n:
-        starts.append(n - window)
-    return np.stack([x[s : s + window] for s in starts])
+        yield np.tile(x, math.ceil(window / n))[:window][None, :]
+        return
+    starts = window_starts(n, window)
+    for i in range(0, len(starts), batch_size):
+        yield np.stack([x[s : s + window] for s in starts[i : i + batch_size]])
+
+
+def windows(x: np.ndarray, window: int) -> np.ndarray:
+    """(rows, window) float32: deterministic windows of a mono clip (module docstring)."""
+    return np.concatenate(list(window_batches(x, window, 1 << 30)))
 
 
 def msclap_audio_module() -> types.ModuleType:
@@ -318,23 +335,28 @@ class MsclapEmbedder:
         self.torch = torch
         self.encoder = load_encoder(spec, weights, device)
 
+    def _embed_batch(self, wins: np.ndarray) -> np.ndarray:
+        x = self.torch.from_numpy(np.ascontiguousarray(wins)).to(self.device)
+        e = self.encoder(x)[0]
+        if self.normalize:  # Pengi: audio_embeddings / audio_embeddings.norm(2, -1)
+            e = e / e.norm(2, -1).reshape(-1, 1)
+        return e.float().cpu().numpy()
+
     def embed_windows(self, wins: np.ndarray) -> np.ndarray:
-        """(k, W) float32 windows -> (k, d_proj) float32 embeddings."""
-        torch = self.torch
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(wins), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(wins[i : i + self.batch_size])).to(self.device)
-                e = self.encoder(x)[0]
-                if self.normalize:  # Pengi: audio_embeddings / audio_embeddings.norm(2, -1)
-                    e = e / e.norm(2, -1).reshape(-1, 1)
-                out.append(e.float().cpu().numpy())
+        """(k, W) float32 windows -> (k, d_proj) float32 embeddings, ``batch_size`` per forward pass."""
+        with self.torch.inference_mode():
+            out = [self._embed_batch(wins[i : i + self.batch_size]) for i in range(0, len(wins), self.batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One row per window; the windows are cut ``batch_size`` at a time (:func:`window_batches`),
+        so memory is bounded whatever the clip's length (same batches, same rows as
+        :meth:`embed_windows` on all windows)."""
         if sample_rate != SAMPLE_RATE:
             raise ValueError(f"{self.spec.name} expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
-        return self.embed_windows(windows(waveform, self.spec.window))
+        with self.torch.inference_mode():
+            out = [self._embed_batch(b) for b in window_batches(waveform, self.spec.window, self.batch_size)]
+        return np.concatenate(out).astype(np.float32, copy=False)
 
 
 def load(name: str, variation: str, weights: str | None, device: str = "cpu", **options: Any) -> MsclapEmbedder:

@@ -54,7 +54,9 @@ Long clips: only the first 10.24 s are embedded (the fbank is cut to 1024
 frames), as the authors and CAV-MAE's own evaluation do; the positional
 embedding covers exactly 1024 frames, so a model-faithful alternative would be
 a new choice of windows, which the paper did not make. The waveform's mean is
-still taken over the whole clip. Clips shorter than 10.24 s are padded in the
+still taken over the whole clip (in place: only the samples of the first 1024
+frames are copied, so memory does not grow with the clip's length; with
+``native_rate`` a clip over 60 s is resampled in blocks, see ``features``). Clips shorter than 10.24 s are padded in the
 fbank domain (log-mel value 0), as CAV-MAE does; extraction does not pad them
 (``min_duration`` 0). Deterministic; float32 throughout (the authors'
 ``autocast()`` was a no-op on their CPU run).
@@ -85,6 +87,8 @@ NATIVE_RATE = 16000  # CAV-MAE's training rate (option native_rate)
 NUM_MEL_BINS = 128
 FBANK_MEAN, FBANK_STD = -5.081, 4.4849  # AudioSet statistics (CAV-MAE README / dataloader)
 PATCH = 16
+EXACT_RESAMPLE_SECONDS = 60  # native_rate: longer clips are resampled in blocks (memory), see features()
+RESAMPLE_BLOCK = 1 << 18  # samples per block
 VARIATIONS = ("as_46.6", "audio_model.21")
 WEIGHT_FILES = {"as_46.6": "as_46.6.pth", "audio_model.21": "audio_model.21.pth"}
 HINT = ("as_46.6.pth (AudioSet-2M audio-only fine-tuned) or audio_model.21.pth (CAV-MAE-Scale++ pre-trained) "
@@ -120,6 +124,24 @@ def _strip(state: dict) -> dict:
 def _depth(state: dict, prefix: str) -> int:
     idx = {int(m.group(1)) for k in state if (m := re.match(rf"{re.escape(prefix)}\.(\d+)\.", k))}
     return max(idx) + 1 if idx else 0
+
+
+def _resample_head_and_mean(y: np.ndarray, need: int) -> tuple[np.ndarray, float]:
+    """The first ``need`` samples of ``y`` resampled from 44.1 to 16 kHz (soxr VHQ, streamed in
+    blocks) and the mean of the whole resampled clip, without holding the resampled clip."""
+    import soxr
+
+    stream = soxr.ResampleStream(SAMPLE_RATE, NATIVE_RATE, 1, dtype="float32", quality="VHQ")
+    head = np.zeros(need, dtype=np.float32)
+    got, total = 0, 0.0
+    for i in range(0, len(y), RESAMPLE_BLOCK):
+        z = stream.resample_chunk(np.ascontiguousarray(y[i : i + RESAMPLE_BLOCK]), last=i + RESAMPLE_BLOCK >= len(y))
+        total += float(np.sum(z, dtype=np.float64))
+        if got < need:
+            k = min(len(z), need - got)
+            head[got : got + k] = z[:k]
+        got += len(z)
+    return head[: min(got, need)], total / max(got, 1)
 
 
 class CavMaeEmbedder:
@@ -166,22 +188,32 @@ class CavMaeEmbedder:
         self.torch = torch
 
     def features(self, waveform: np.ndarray):
-        """(1, target_length, 128) normalised fbank, as CAV-MAE's ``_wav2fbank`` + normalisation."""
+        """(1, target_length, 128) normalised fbank, as CAV-MAE's ``_wav2fbank`` + normalisation.
+
+        Only the samples of the first ``target_length`` frames are copied (the clip's mean
+        is taken in place), so memory does not grow with the clip's length; with
+        ``native_rate``, a clip over :data:`EXACT_RESAMPLE_SECONDS` is resampled in blocks
+        (``soxr.ResampleStream``: the same samples as the one-shot resampler), keeping only
+        those samples and the running sum for the mean (float64: equal to the one-shot
+        float32 mean up to float rounding)."""
         torch = self.torch
         from soundsim.models._kaldi import fbank_torch
 
         y = np.asarray(waveform, dtype=np.float32).reshape(-1)
-        rate = SAMPLE_RATE
-        if self.native_rate:
-            import soxr
-
-            y, rate = soxr.resample(y, SAMPLE_RATE, NATIVE_RATE, quality="VHQ").astype(np.float32), NATIVE_RATE
-        x = torch.as_tensor(y)
-        if x.numel():
-            x = x - x.mean()
+        rate = NATIVE_RATE if self.native_rate else SAMPLE_RATE
         # frames depend only on their own samples: cut to what the first target_length frames use
         size, shift = int(rate * 0.025), int(rate * 0.010)
-        x = x[: (self.target_length - 1) * shift + size]
+        need = (self.target_length - 1) * shift + size
+        if self.native_rate and len(y) > EXACT_RESAMPLE_SECONDS * SAMPLE_RATE:
+            head, mean = _resample_head_and_mean(y, need)
+            x = torch.as_tensor(head) - torch.tensor(mean, dtype=torch.float32)
+        else:
+            if self.native_rate:
+                import soxr
+
+                y = soxr.resample(y, SAMPLE_RATE, NATIVE_RATE, quality="VHQ").astype(np.float32)
+            x = torch.as_tensor(y)  # no copy: the mean over the whole clip, then only the head is copied
+            x = x[:need] - x.mean() if x.numel() else x
         fbank = fbank_torch(x.numpy(), rate, NUM_MEL_BINS, "hanning")
         p = self.target_length - fbank.shape[0]
         if p > 0:

@@ -52,7 +52,8 @@ batch; their post-processed embeddings (unit vectors x 20) are averaged, as
 The mean is not re-normalised (ImageBind's output, which the authors stored).
 
 Long clips: the three 2 s clips are spread over the whole clip (only 6 s of it
-are heard), deterministic. Short clips: no padding by extraction (``min_duration``
+are heard), deterministic; only their samples are copied (not the whole
+waveform), so memory does not grow with the clip's length. Short clips: no padding by extraction (``min_duration``
 0); the fbank padding above handles them (ImageBind itself fails on clips
 shorter than one 25 ms frame; soundsim embeds the all-padding input).
 
@@ -133,6 +134,26 @@ def clip_bounds(n_samples: int, sample_rate: int = SAMPLE_RATE, clip_duration: i
     return out
 
 
+def _spans(y: np.ndarray, bounds: list[tuple[int, int]]):
+    """``(start, end, (span_start, buffer))`` per clip: a copy of only the samples the clips use
+    (overlapping clips share one copy, so that ImageBind's in-place mean removal of one clip is
+    seen by the next, as on its copy of the whole waveform), not of the whole clip."""
+    import torch
+
+    spans: list[list[int]] = []
+    for start, end in bounds:
+        if spans and start < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    bufs = {s: (s, torch.tensor(y[s:e])) for s, e in spans}  # copies: changed in place
+    out = []
+    for start, end in bounds:
+        owner = max(s for s, _ in spans if s <= start)
+        out.append((start, end, bufs[owner]))
+    return out
+
+
 class ImageBindEmbedder:
     """The audio branch of one loaded ImageBind checkpoint; see module docstring."""
 
@@ -172,11 +193,11 @@ class ImageBindEmbedder:
         torch = self.torch
         from soundsim.models._kaldi import fbank_torch
 
-        buf = torch.tensor(np.asarray(waveform, dtype=np.float32).reshape(-1))  # a copy: changed in place below
+        y = np.asarray(waveform, dtype=np.float32).reshape(-1)
         mean, std = torch.as_tensor(FBANK_MEAN, dtype=torch.float32), torch.as_tensor(FBANK_STD, dtype=torch.float32)
         out = []
-        for start, end in clip_bounds(buf.numel()):
-            clip = buf[start:end]  # a view, as ImageBind's waveform[:, start:end]
+        for start, end, (span_start, buf) in _spans(y, clip_bounds(len(y))):
+            clip = buf[start - span_start : end - span_start]  # a view, as ImageBind's waveform[:, start:end]
             if clip.numel():
                 clip -= clip.mean()  # in place, as ImageBind's waveform2melspec
             fbank = fbank_torch(clip.numpy(), SAMPLE_RATE, NUM_MEL_BINS, "hanning").transpose(0, 1)

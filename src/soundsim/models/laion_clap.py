@@ -138,6 +138,7 @@ SAMPLE_RATE = 48000
 MAX_LEN = 480000  # 10 s, laion_clap's max_len for get_audio_features
 DIM = 512  # joint embedding (audio_projection output)
 CROPS = ("start", "center", "mean")
+MEL_CHUNK_FRAMES = 6000  # STFT frames per chunk of a long clip's fusion mel (60 s, ~25 MB of spectrum)
 
 #: variation -> (HTS-AT size, feature fusion)
 VARIATIONS: dict[str, tuple[str, bool]] = {
@@ -329,8 +330,51 @@ class MelFrontEnd:
         spec = torch.stft(wave, n_fft=self.n_fft, hop_length=self.hop, win_length=self.n_fft, window=self.window,
                           center=True, pad_mode="reflect", normalized=False, onesided=True,
                           return_complex=True).abs().pow(2.0)  # (freq, T)
+        return self._db(spec)
+
+    def _db(self, spec):
+        import torch
+
         mel = torch.matmul(spec.transpose(-1, -2), self.fb)  # (T, n_mels)
         return 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
+
+    def n_frames(self, n_samples: int) -> int:
+        """Frames of the centred STFT of ``n_samples`` (``1 + n // hop``)."""
+        return 1 + n_samples // self.hop
+
+    def chunked(self, x: np.ndarray, transform=None, frames: int | None = None):
+        """``self(transform(x))`` for a long 1-D float32 ``x``, computed at most ``frames`` STFT
+        frames at a time from the samples those frames cover (the reflect padding at the clip's ends
+        rebuilt by index), so that the STFT of the whole clip never exists; ``transform``
+        (elementwise, e.g. :func:`quantize`) is applied to each segment. Returns (T, n_mels)."""
+        import torch
+
+        frames = int(frames or MEL_CHUNK_FRAMES)
+        n, half = len(x), self.n_fft // 2
+        if n <= half:
+            raise ValueError(f"clip too short for the reflect-padded STFT: {n} samples")
+        total = self.n_frames(n)
+        parts = -(-total // frames)  # chunks of equal size (+-1): no tiny last chunk
+        out = None
+        for k in range(parts):
+            a, b = k * total // parts, (k + 1) * total // parts
+            lo, hi = a * self.hop - half, (b - 1) * self.hop + half - 1  # original sample indices, inclusive
+            idx = np.arange(lo, hi + 1)
+            if lo < 0 or hi >= n:  # torch's reflect padding: -i before the start, 2 (n - 1) - i after the end
+                idx = np.abs(idx)
+                idx = np.where(idx >= n, 2 * (n - 1) - idx, idx)
+                seg = x[idx]
+            else:
+                seg = x[lo : hi + 1]
+            seg = np.ascontiguousarray(transform(seg) if transform is not None else seg, dtype=np.float32)
+            spec = torch.stft(torch.from_numpy(seg).to(self.window.device), n_fft=self.n_fft, hop_length=self.hop,
+                              win_length=self.n_fft, window=self.window, center=False, normalized=False,
+                              onesided=True, return_complex=True).abs().pow(2.0)
+            mel = self._db(spec)
+            if out is None:
+                out = torch.empty((total, mel.shape[1]), dtype=mel.dtype, device=mel.device)
+            out[a:b] = mel
+        return out
 
 
 def fusion_starts(total_frames: int, chunk_frames: int) -> list[int]:
@@ -386,10 +430,10 @@ class LaionClapEmbedder:
 
     # -- inputs, as get_audio_features(..., 480000, 'fusion' | 'rand_trunc', 'repeatpad', audio_cfg)
     def _fusion_input(self, x: np.ndarray) -> dict[str, Any]:
+        """``x``: the waveform before :func:`quantize` (applied here, per chunk for long clips)."""
         torch = self.torch
-        wave = torch.from_numpy(x).to(self.device)
         if len(x) > MAX_LEN:
-            mel = self.mel(wave)
+            mel = self.mel.chunked(x, quantize)  # = self.mel(quantize(x)), in chunks
             total, chunk = mel.shape[0], self.chunk_frames
             if total == chunk:  # 480001..480479 samples: the whole mel, as upstream
                 return {"mel_fusion": torch.stack([mel] * 4)[None], "longer": torch.tensor([[False]])}
@@ -397,7 +441,7 @@ class LaionClapEmbedder:
             shrink = torch.nn.functional.interpolate(mel[None, None], size=(chunk, mel.shape[1]), mode="bilinear",
                                                      align_corners=False, antialias=self.antialias)[0, 0]
             return {"mel_fusion": torch.stack([shrink, *crops])[None], "longer": torch.tensor([[True]])}
-        mel = self.mel(torch.from_numpy(repeatpad(x)).to(self.device))
+        mel = self.mel(torch.from_numpy(repeatpad(quantize(x))).to(self.device))
         return {"mel_fusion": torch.stack([mel] * 4)[None], "longer": torch.tensor([[False]])}
 
     def _forward(self, inputs: dict[str, Any]) -> np.ndarray:
@@ -409,9 +453,9 @@ class LaionClapEmbedder:
         return emb.float().cpu().numpy()
 
     def _wave_rows(self, x: np.ndarray) -> np.ndarray:
-        """Normalised embeddings of 10 s waveform inputs (one row per input)."""
+        """Normalised embedding of one waveform input of at most 10 s (before :func:`quantize`)."""
         torch = self.torch
-        wave = torch.from_numpy(np.ascontiguousarray(repeatpad(x)))[None]
+        wave = torch.from_numpy(np.ascontiguousarray(repeatpad(quantize(x))))[None]
         return self._forward({"waveform": wave, "longer": torch.tensor([[False]])})
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -419,7 +463,7 @@ class LaionClapEmbedder:
         x = np.asarray(waveform, dtype=np.float32).reshape(-1)
         if len(x) == 0:
             raise ValueError("empty waveform: LAION-CLAP cannot embed a clip of 0 samples")
-        x = quantize(x)
+        # quantize() is elementwise: applied to the parts used only (no copy of the whole clip)
         if self.fusion:
             return self._forward(self._fusion_input(x)).astype(np.float32)
         if len(x) <= MAX_LEN or self.crop == "start":
