@@ -51,6 +51,16 @@ COMPARE = textwrap.dedent(
     except ConfigError as e:
         res["bad_weights_error"] = np.array(str(e))
 
+    # issue 12: a 70 s clip's spectrogram in chunks of 3 patches (bounded memory) = the whole clip's
+    y70 = np.tile(y10, 7)
+    mn.PATCHES_PER_CHUNK = 3
+    res["y70_chunked"] = m.embed(y70)
+    mn.PATCHES_PER_CHUNK = 10**6
+    res["y70_one_chunk"] = m.embed(y70)
+    whole = mn.log_mel(y70)
+    res["y70_mel_diff"] = np.array(float(np.abs(mn.log_mel_frames(y70, 187, 3 * 187) - whole[187:4 * 187]).max()))
+    res["y70_patches"] = np.array(len(mn.patches(whole)))
+
     from musicnn import configuration
     from musicnn.extractor import extractor
     tags, _, f = extractor(p10, model="MTT_musicnn", input_length=3, input_overlap=False, extract_features=True)
@@ -178,3 +188,10 @@ def test_extraction_through_the_musicnn_env(audio_files, compared, tmp_path):
     assert float(e.attrs["hop"]) == pytest.approx(2.992)
     assert np.array_equal(e.embeddings[:3], compared["a"])
     assert np.array_equal(e.embeddings[3:4], compared["one_second"])
+
+
+def test_long_clip_spectrogram_in_chunks(compared):
+    """Issue 12: the spectrogram of a chunk of patches at a time gives the whole clip's rows."""
+    assert compared["y70_chunked"].shape == (int(compared["y70_patches"]), 200) == (23, 200)
+    np.testing.assert_allclose(compared["y70_chunked"], compared["y70_one_chunk"], rtol=0, atol=1e-6)
+    assert float(compared["y70_mel_diff"]) == 0.0  # the chunk's frames are the whole clip's, bit for bit

@@ -29,6 +29,12 @@ Input and patches, exactly as ``musicnn.extractor.batch_data`` with
   (``min_duration``), which gives T = 188 >= 187: exactly one row (musicnn's own
   extractor crashes on them).
 
+Memory per clip is bounded: the spectrogram is computed :data:`PATCHES_PER_CHUNK`
+patches (60 s) at a time from the samples those frames cover (:func:`log_mel_frames`;
+the whole clip's STFT took about 0.7 GB per hour of audio), and patches are run one
+at a time. A clip up to 60 s is one chunk; the rows of a longer one equal those of
+the whole clip's spectrogram up to float rounding (``tests/test_models_musicnn.py``).
+
 Deterministic: no random crops; batch norm and dropout in inference mode. The
 TF graph is built and the checkpoint restored **once**, in :func:`load` (musicnn's
 own ``extractor`` rebuilds both for every file); then each clip costs one
@@ -73,6 +79,7 @@ FFT_SIZE, FFT_HOP, N_MELS = 512, 256, 96  # musicnn.configuration
 INPUT_LENGTH = 3.0  # seconds, musicnn's recommended input_length (the models were trained on 3 s)
 N_FRAMES = 187  # librosa.time_to_frames(3, sr=16000, n_fft=512, hop_length=256) + 1
 PATCH_HOP = N_FRAMES * FFT_HOP / SAMPLE_RATE  # 2.992 s: input_overlap=False -> hop = one patch
+PATCHES_PER_CHUNK = 20  # patches whose spectrogram is computed at once (60 s; bounds memory)
 LAYERS = {"penultimate": 200, "mean_pool": 753, "max_pool": 753, "taggram": 50}
 DEFAULT_LAYER = "penultimate"
 VARIATIONS = ("MTT_musicnn", "MSD_musicnn")
@@ -126,6 +133,26 @@ def log_mel(waveform: np.ndarray) -> np.ndarray:
     ).T
     # float16 quantisation as musicnn, then float32 arithmetic explicitly: what NumPy 1.x
     # does for musicnn's ``np.log10(10000 * rep + 1)``, and right under NumPy 2 as well
+    rep = rep.astype(np.float16).astype(np.float32)
+    return np.log10(np.float32(10000) * rep + np.float32(1))
+
+
+def log_mel_frames(waveform: np.ndarray, first: int, count: int) -> np.ndarray:
+    """Rows ``first .. first + count - 1`` of :func:`log_mel`, computed from the samples those
+    frames cover alone (librosa's centred frames: frame t centred on sample ``256 t``, zeros
+    outside the clip), so memory does not depend on the clip's length."""
+    import librosa
+
+    x = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    lo = first * FFT_HOP - FFT_SIZE // 2
+    hi = (first + count - 1) * FFT_HOP + FFT_SIZE // 2  # exclusive
+    seg = np.zeros(hi - lo, dtype=np.float32)
+    a, b = max(lo, 0), min(hi, len(x))
+    if b > a:
+        seg[a - lo : b - lo] = x[a:b]
+    rep = librosa.feature.melspectrogram(
+        y=seg, sr=SAMPLE_RATE, hop_length=FFT_HOP, n_fft=FFT_SIZE, n_mels=N_MELS, center=False
+    ).T
     rep = rep.astype(np.float16).astype(np.float32)
     return np.log10(np.float32(10000) * rep + np.float32(1))
 
@@ -196,9 +223,15 @@ class MusicnnEmbedder:
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
         assert sample_rate == SAMPLE_RATE, f"musicnn expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
-        batch = patches(log_mel(waveform))
-        rows = [self.sess.run(self.output, feed_dict={self.x: batch[i : i + 1], self.is_training: False})
-                for i in range(batch.shape[0])]  # one patch per run, as musicnn (BATCH_SIZE = 1)
+        total = n_rows(len(waveform))
+        if total == 0:
+            patches(np.zeros((1 + len(waveform) // FFT_HOP, N_MELS), np.float32))  # raises the usual ValueError
+        rows = []
+        for first in range(0, total, PATCHES_PER_CHUNK):  # the spectrogram of a chunk of patches at a time
+            batch = log_mel_frames(waveform, first * N_FRAMES, min(PATCHES_PER_CHUNK, total - first) * N_FRAMES)
+            batch = batch.reshape(-1, N_FRAMES, N_MELS)
+            rows += [self.sess.run(self.output, feed_dict={self.x: batch[i : i + 1], self.is_training: False})
+                     for i in range(batch.shape[0])]  # one patch per run, as musicnn (BATCH_SIZE = 1)
         return np.concatenate(rows, axis=0).astype(np.float32)
 
     def close(self) -> None:
