@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -36,7 +37,7 @@ def test_info_and_descriptor_layout():
     assert (inf.name, inf.variations, inf.sample_rate, inf.level, inf.hop) == (
         "freesound", ("freesound-extractor",), 44100, "clip", None)
     assert inf.dim == fs.DIM == 846 == inf.paper.dims
-    assert (inf.env, inf.weights, inf.collection_transform, inf.packages) == ("soundsim", "bundled", "minmax",
+    assert (inf.env, inf.weights, inf.processing, inf.packages) == ("soundsim", "bundled", "minmax-pca",
                                                                               ("essentia",))
     # 30 single descriptors + 111 bands (27 bark + 18 erb + 28 frequency + 13 gfcc + 13 mfcc + 6 + 6), 6 stats each
     assert len(fs.SINGLE_DESCRIPTORS) == 30 and sum(n for _, n in fs.MULTIBAND_DESCRIPTORS.values()) == 111
@@ -164,8 +165,12 @@ def test_load_rejects_weights_and_unknown_options():
 
 
 
-def test_extraction_end_to_end_minmax_and_failed(tmp_path):
-    """Two shards through extract_shard, merged: min-max scaled to [0, 1]; the silent clip in /failed."""
+def test_extraction_end_to_end_raw_rows_minmax_at_processing_and_failed(tmp_path):
+    """Two shards through extract_shard, merged: the extractor's own values (a clip's rows
+    never depend on other clips, so they can be reused); min-max scaling to [0, 1] over the
+    collection is the first processing step (order 'minmax-pca'); the silent clip in /failed."""
+    from soundsim import process as P
+
     audio = tmp_path / "audio"
     audio.mkdir()
     paths = []
@@ -184,19 +189,59 @@ def test_extraction_end_to_end_minmax_and_failed(tmp_path):
     out = extract.merge_shards(shards, tmp_path / "out" / "freesound-extractor.h5")
     e = store.read_embeddings(out)
     assert e.fnames == ["c0", "c1", "c2", "c3"] and e.embeddings.shape == (4, 846)
-    assert e.attrs["collection_transform"] == "minmax" and e.attrs["level"] == "clip"
+    assert e.attrs["processing"] == "minmax-pca" and e.attrs["level"] == "clip"
+    assert np.array_equal(e.embeddings, raw)  # merged as extracted
     assert [f for f, _ in e.failed] == ["silent"]
     assert "silent clip: FreesoundExtractor cannot analyse silence" in e.failed[0][1]
+    scaled = P.normalise(e.embeddings, P.processing_order(e.attrs))
     lo, hi = raw.min(axis=0).astype(np.float64), raw.max(axis=0).astype(np.float64)
     # features that vary over the 4 clips, however small their range: spectral_decrease.var/dvar/dvar2
     # (values ~1e-17) are scaled too (sklearn's MinMaxScaler would leave ranges below 2.2e-15 unscaled)
     varying = hi > lo
     tiny = varying & ((hi - lo) < 2e-15)
     assert varying.sum() > 700 and tiny.any()
-    assert (e.embeddings >= 0).all() and (e.embeddings <= 1 + 1e-6).all()
-    np.testing.assert_allclose(e.embeddings[:, varying].min(axis=0), 0.0, atol=1e-6)
-    np.testing.assert_allclose(e.embeddings[:, varying].max(axis=0), 1.0, atol=1e-6)
-    # per feature over the whole collection (both shards): the raw values, rescaled
-    want = (raw[:, varying] - lo[varying]) / (hi[varying] - lo[varying])
-    np.testing.assert_allclose(e.embeddings[:, varying], want, atol=1e-5)
-    assert (e.embeddings[:, ~varying] == 0).all()  # constant features become 0
+    assert (scaled >= 0).all() and (scaled <= 1 + 1e-12).all()
+    np.testing.assert_allclose(scaled[:, varying].min(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(scaled[:, varying].max(axis=0), 1.0, atol=1e-12)
+    want = (raw[:, varying].astype(np.float64) - lo[varying]) / (hi[varying] - lo[varying])
+    np.testing.assert_allclose(scaled[:, varying], want, atol=1e-12)
+    assert (scaled[:, ~varying] == 0).all()  # constant features become 0
+
+
+def test_freesound_on_the_demo_the_three_searches_differ_without_pca(tmp_path):
+    """The paper's Freesound baseline (freesound-create_clip_level_embedding.py): min-max ->
+    (PCA) -> search, no L2 before PCA. Without PCA the vectors have different lengths, so
+    MIPS, MCSS and NNS rank differently; under the deep models' order (L2 first) the
+    same vectors would make all three rank alike."""
+    from soundsim.datasets import csv_folder, demo
+    from soundsim.evaluate import evaluate_grid
+    from soundsim.manifest import build_manifest
+    from soundsim.manifest import write_manifest as write_man
+
+    src = tmp_path / "source"
+    demo.generate(src, seed=0, clips_per_class=2, progress=False)
+    col = csv_folder.load("demo", src / "audio", src / "ground_truth.csv", src / "vocabulary.csv",
+                          src / "families.json")
+    paths = write_man(build_manifest(col, progress=False), tmp_path / "res")
+    shard = extract.extract_shard(paths["manifest"], "freesound", "freesound-extractor", 0, 1, tmp_path / "s.h5",
+                                  progress=False)
+    e = store.read_embeddings(extract.merge_shards([shard], tmp_path / "fs.h5"))
+    man = pd.read_csv(paths["manifest"])[["fname", "labels"]]
+    man["fname"] = man["fname"].astype(str)
+    got = {s["setting"]["search"]: s for s in evaluate_grid(e, man, pcas=["none"], out_dir=tmp_path / "m",
+                                                            restrict=True, save_processed=True)}
+    Z = store.read_embeddings(tmp_path / "m" / "processed" / "agg-none_pca-none.h5").embeddings
+    norms = np.linalg.norm(Z.astype(np.float64), axis=1)
+    assert (Z >= 0).all() and (Z <= 1 + 1e-6).all() and norms.std() > 0.1 * norms.mean()  # not unit length
+    ranks = {s: store.read_rankings(tmp_path / "m" / f"agg-none_pca-none_search-{s}" / "rankings.h5").indices
+             for s in ("mips", "mcss", "nns")}
+    for a, b in (("mips", "mcss"), ("mips", "nns"), ("mcss", "nns")):
+        assert (ranks[a][:, 0] != ranks[b][:, 0]).mean() > 0.1, (a, b)  # top results differ for many queries
+    maps = [got[s]["macro"]["map@15"] for s in ("mips", "mcss", "nns")]
+    assert len(set(maps)) == 3
+    assert got["mcss"]["processing"]["order"] == "minmax-pca"
+    # the deep models' order on the same rows: L2 first, so the three searches rank alike
+    deep = store.Embeddings(e.fnames, e.embeddings, e.offsets, {**e.attrs, "processing": "l2-pca"})
+    l2 = {s["setting"]["search"]: s for s in evaluate_grid(deep, man, pcas=["none"], restrict=True)}
+    assert l2["mips"]["macro"] == pytest.approx(l2["mcss"]["macro"], abs=1e-12)
+    assert l2["nns"]["macro"] == pytest.approx(l2["mcss"]["macro"], abs=1e-12)
