@@ -285,6 +285,7 @@ def test_a_second_writer_fails_at_once_and_the_first_finishes_correctly(tmp_path
     assert second.returncode == 2
     assert f"{out}: this embeddings file is being written by process {first.pid} on host" in second.stderr
     assert "a second writer would corrupt it" in second.stderr
+    assert "never use it while another run is alive" in second.stderr  # about `snakemake --unlock`
     assert first.wait(timeout=300) == 0, first.stderr.read()
     got = store.read_embeddings(out)
     assert got.fnames == ref.fnames and np.array_equal(got.embeddings, ref.embeddings)

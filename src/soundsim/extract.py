@@ -255,6 +255,14 @@ def clip_key(fingerprint: str | None, model: str, variation: str, weights_finger
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+#: the end of the message a second writer gets (see the README, "Two runs at once")
+UNLOCK_ADVICE = (
+    "(Under Snakemake: `snakemake --unlock` only removes Snakemake's own lock of the working directory, "
+    "left by a run that was killed; never use it while another run is alive: both runs would then plan, "
+    "delete and write the same files)"
+)
+
+
 def journal_path(out: str | Path) -> Path:
     """The journal folder of a shard output: ``<out>.partial/``."""
     out = Path(out)
@@ -326,7 +334,7 @@ def extract_shard(
     if on_bad_audio not in ("skip", "fail"):
         raise ValueError(f"on_bad_audio must be 'skip' or 'fail', not {on_bad_audio!r}")
     out = Path(out_path)
-    with exclusive_lock(out, "this embeddings file"):
+    with exclusive_lock(out, "this embeddings file", UNLOCK_ADVICE):
         device = resolve_device(device)
         man = read_manifest(manifest_path)
         part = man.iloc[shard_slice(len(man), shards, shard)]

@@ -38,7 +38,7 @@ class LockedError(SoundsimError):
 
 
 @contextmanager
-def exclusive_lock(target: str | Path, what: str = "it") -> Iterator[Path]:
+def exclusive_lock(target: str | Path, what: str = "it", advice: str = "") -> Iterator[Path]:
     """Hold an exclusive lock on ``<target>.lock`` while the block runs; a
     second process asking for the same lock gets :class:`LockedError` at
     once, naming the file and the process holding it (pid, host, start time).
@@ -47,7 +47,8 @@ def exclusive_lock(target: str | Path, what: str = "it") -> Iterator[Path]:
     holder exits, even under ``kill -9``: a lock is never stale, and there is
     nothing to remove by hand. The lock file holds the holder's description;
     it is removed on release (an acquirer that finds its file unlinked after
-    locking tries again, so two processes can never both hold it).
+    locking tries again, so two processes can never both hold it). ``advice``
+    ends the message.
     On NFS, ``flock`` is emulated with POSIX locks by Linux (since 2.6.12)."""
     import datetime
     import fcntl
@@ -66,7 +67,7 @@ def exclusive_lock(target: str | Path, what: str = "it") -> Iterator[Path]:
                 os.close(fd)
             raise LockedError(
                 f"{target}: {what} is being written by {holder}; a second writer would corrupt it. "
-                "Wait for that process to finish (or stop it), then run again"
+                "Wait for that process to finish (or stop it), then run again" + (f". {advice}" if advice else "")
             ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
