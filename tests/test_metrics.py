@@ -187,6 +187,55 @@ def plain_metrics(keys: np.ndarray, labels: list[list[str]], cutoffs: list[int])
     return per_label, micro, rankings
 
 
+def brute_force_keys(Z: np.ndarray, search: str) -> np.ndarray:
+    """Float64 keys (N, N) from the float64 vectors, higher = better: <a,b>,
+    <a,b>/(|a||b|), 2<a,b> - |b|^2, with <a,b> = sum_i a_i b_i from numpy's
+    sum-of-products loop over two float64 rows (as soundsim.search defines
+    the exact keys)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    norm = np.sqrt(sq)
+    out = np.empty((len(Z), len(Z)))
+    for q in range(len(Z)):
+        d = np.einsum("ij,ij->i", np.repeat(Z[q][None, :], len(Z), axis=0), Z)
+        out[q] = {"mips": d, "mcss": d / (norm[q] * norm), "nns": 2 * d - sq}[search]
+    return out
+
+
+def near_ties(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """Float64 vectors in small groups around a few base vectors: exact copies
+    (ties) and copies with 1e-9 noise (near-ties float32 cannot resolve)."""
+    base = rng.standard_normal((max(1, n // 4), d)) * rng.uniform(0.5, 2, size=(max(1, n // 4), 1))
+    Z = base[rng.integers(0, len(base), size=n)]
+    return Z + rng.standard_normal((n, d)) * 1e-9 * rng.integers(0, 2, size=(n, 1))
+
+
+def assert_matches_plain(results, Z, labels, cutoffs) -> None:
+    """Every search's rankings and metrics equal the plain implementation
+    run on brute-force float64 keys."""
+    for search, res in results.items():
+        per_label, micro, rankings = plain_metrics(brute_force_keys(Z, search), labels, cutoffs)
+        kk = res.indices.shape[1]
+        assert kk == min(max(cutoffs), len(labels) - 1)
+        assert res.indices.tolist() == [r[:kk] for r in rankings], search
+        df = res.metrics.per_label().set_index("label")
+        for lab, vals in per_label.items():
+            if not vals["r1"]:
+                assert df.loc[lab, "n_clips"] == 1 and math.isnan(df.loc[lab, "mr1"])
+                continue
+            assert df.loc[lab, "mr1"] == pytest.approx(np.mean(vals["r1"]), rel=1e-12), (search, lab)
+            for c in cutoffs:
+                assert df.loc[lab, f"map@{c}"] == pytest.approx(np.mean(vals[c]), rel=1e-12, abs=1e-15)
+        mic = res.metrics.micro()
+        assert res.metrics.n_micro_queries == len(micro["r1"])
+        if micro["r1"]:
+            assert mic["mr1"] == pytest.approx(np.mean(micro["r1"]), rel=1e-12)
+            for c in cutoffs:
+                assert mic[f"map@{c}"] == pytest.approx(np.mean(micro[c]), rel=1e-12, abs=1e-15)
+        else:
+            assert math.isnan(mic["mr1"])
+
+
 @st.composite
 def collections(draw):
     n = draw(st.integers(2, 24))
@@ -195,13 +244,15 @@ def collections(draw):
     labels = [
         sorted(set(draw(st.lists(st.sampled_from("ABCDEF"[:n_labels]), min_size=1, max_size=3)))) for _ in range(n)
     ]
-    kind = draw(st.sampled_from(["int", "float"]))
+    kind = draw(st.sampled_from(["int", "float", "near"]))
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     if kind == "int":  # small integers: exact arithmetic and many ties
-        Z = rng.integers(-2, 3, size=(n, d)).astype(np.float32)
-    else:
-        Z = rng.standard_normal((n, d)).astype(np.float32)
+        Z = rng.integers(-2, 3, size=(n, d)).astype(np.float64)
+    elif kind == "float":
+        Z = rng.standard_normal((n, d))
+    else:  # ties and near-ties closer than the float32 error
+        Z = near_ties(n, d, rng)
     Z[np.all(Z == 0, axis=1), 0] = 1  # no zero vectors (cosine)
     cutoffs = sorted(set(draw(st.lists(st.integers(1, n + 3), min_size=1, max_size=3))))
     block = draw(st.integers(1, n))
@@ -213,28 +264,27 @@ def collections(draw):
 def test_vectorised_equals_plain(case):
     Z, labels, cutoffs, block = case
     ix = build_label_index(labels)
-    results = search_and_score(Z, ix, S.SEARCHES, cutoffs, block_size=block)
-    prep = S.prepare(Z, S.SEARCHES)
-    for search, res in results.items():
-        # the same float32 keys the engine ranks by (same blocks), as one matrix
-        keys = np.concatenate([k[search] for _, k in S.iter_key_blocks(prep, [search], block)])
-        per_label, micro, rankings = plain_metrics(keys, labels, cutoffs)
-        kk = res.indices.shape[1]
-        assert kk == min(max(cutoffs), len(labels) - 1)
-        assert res.indices.tolist() == [r[:kk] for r in rankings]
-        df = res.metrics.per_label().set_index("label")
-        for lab, vals in per_label.items():
-            if not vals["r1"]:
-                assert df.loc[lab, "n_clips"] == 1 and math.isnan(df.loc[lab, "mr1"])
-                continue
-            assert df.loc[lab, "mr1"] == pytest.approx(np.mean(vals["r1"]), rel=1e-12)
+    assert_matches_plain(search_and_score(Z, ix, S.SEARCHES, cutoffs, block_size=block), Z, labels, cutoffs)
+
+
+@pytest.mark.parametrize("cutoffs", [[1, 3], [5, 40]])
+def test_metrics_equal_float64_brute_force_for_any_block_size(cutoffs):
+    # 160 clips in groups of copies and near-copies (1e-9 apart): the float32
+    # keys are full of ties the float64 keys resolve; small cutoffs send most
+    # R1 values beyond the top-K. Every block size gives the float64 results.
+    rng = np.random.default_rng(12)
+    Z = near_ties(160, 4, rng)
+    labels = [sorted({"ABCDEFG"[i % 7], "ABCDEFG"[int(rng.integers(0, 7))]}) for i in range(160)]
+    ix = build_label_index(labels)
+    ref = None
+    for bs in (1, 9, 64, 160):
+        results = search_and_score(Z, ix, S.SEARCHES, cutoffs, block_size=bs)
+        assert sum(r.n_rescored for r in results.values()) > 0
+        assert_matches_plain(results, Z, labels, cutoffs)
+        if ref is None:
+            ref = results
+        for s in S.SEARCHES:
+            np.testing.assert_array_equal(results[s].indices, ref[s].indices)
+            np.testing.assert_array_equal(results[s].metrics.pair_r1, ref[s].metrics.pair_r1)
             for c in cutoffs:
-                assert df.loc[lab, f"map@{c}"] == pytest.approx(np.mean(vals[c]), rel=1e-12, abs=1e-15)
-        mic = res.metrics.micro()
-        assert res.metrics.n_micro_queries == len(micro["r1"])
-        if micro["r1"]:
-            assert mic["mr1"] == pytest.approx(np.mean(micro["r1"]), rel=1e-12)
-            for c in cutoffs:
-                assert mic[f"map@{c}"] == pytest.approx(np.mean(micro[c]), rel=1e-12, abs=1e-15)
-        else:
-            assert math.isnan(mic["mr1"])
+                np.testing.assert_array_equal(results[s].metrics.pair_ap[c], ref[s].metrics.pair_ap[c])

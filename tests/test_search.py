@@ -83,16 +83,120 @@ def test_block_size_independence_exact_data(search):
 
 @pytest.mark.parametrize("search", S.SEARCHES)
 def test_block_size_independence_float_data(search):
-    # continuous data: BLAS may round a Gram entry differently for different
-    # block shapes (last bit), so scores agree to float32 precision; without
-    # near-ties the rankings are identical
+    # continuous data: BLAS may round a float32 Gram entry differently for
+    # different block shapes (last bit), but the rankings are those of the
+    # float64 keys; the reported scores agree to float32 precision
     rng = np.random.default_rng(5)
-    Z = rng.standard_normal((37, 9)).astype(np.float32)
+    Z = rng.standard_normal((37, 9))
     ref = S.rank(Z, search, k=36, block_size=37)
     for bs in (1, 7, 37):
         got = S.rank(Z, search, k=36, block_size=bs)
         np.testing.assert_array_equal(got[0], ref[0])
         np.testing.assert_allclose(got[1], ref[1], rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# Rankings equal a brute-force float64 ranking, whatever the block size
+
+
+def brute_force_keys(Z: np.ndarray, search: str) -> np.ndarray:
+    """Float64 keys (N, N), higher = better, the query's own entry -inf:
+    <a,b>, <a,b>/(|a||b|), 2<a,b> - |b|^2 with <a,b> = sum_i a_i b_i and
+    |b|^2 = sum_i b_i^2 from numpy's sum-of-products loop over two float64
+    rows (as soundsim.search defines the exact keys; identical vectors get
+    identical keys)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    norm = np.sqrt(sq)
+    out = np.empty((len(Z), len(Z)))
+    for q in range(len(Z)):
+        d = np.einsum("ij,ij->i", np.repeat(Z[q][None, :], len(Z), axis=0), Z)
+        out[q] = {"mips": d, "mcss": d / (norm[q] * norm), "nns": 2 * d - sq}[search]
+        out[q, q] = -np.inf
+    return out
+
+
+def brute_force_ranking(keys: np.ndarray) -> np.ndarray:
+    """Full ranking of every row (N, N-1): key descending, ties by lower index."""
+    n = len(keys)
+    order = np.lexsort((np.broadcast_to(np.arange(n), keys.shape), -keys), axis=1)
+    return order[:, : n - 1]  # the own entry (-inf) comes last
+
+
+def near_tie_collection(seed: int = 0) -> np.ndarray:
+    """240 x 6 float64 vectors full of near-ties and ties: 16 base vectors,
+    each copied 15 times -- 5 exact copies (ties) and 10 with noise of 1e-9
+    relative size (float64 keys differ, the float32 keys cannot tell them
+    apart) -- in a shuffled order."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((16, 6)) * rng.uniform(0.5, 2, size=(16, 1))
+    Z = np.repeat(base, 15, axis=0)
+    noisy = np.tile(np.r_[np.zeros(5), np.ones(10)], 16).astype(bool)
+    Z[noisy] += rng.standard_normal((int(noisy.sum()), 6)) * 1e-9
+    return Z[rng.permutation(len(Z))]
+
+
+def low_dim_collection(seed: int = 1) -> np.ndarray:
+    """400 x 2 continuous vectors near a coarse grid (integers -3..3 plus noise
+    of 1e-8): nearly every key has near-ties that float32 cannot resolve."""
+    rng = np.random.default_rng(seed)
+    Z = rng.integers(-3, 4, size=(400, 2)) + rng.standard_normal((400, 2)) * 1e-8
+    Z[np.abs(Z).sum(axis=1) < 0.5] = 1.0  # no zero vectors (cosine)
+    return Z
+
+
+@pytest.mark.parametrize("search", S.SEARCHES)
+@pytest.mark.parametrize("make", [near_tie_collection, low_dim_collection])
+def test_rankings_equal_brute_force_float64_for_any_block_size(search, make):
+    Z = make()
+    n = len(Z)
+    want = brute_force_ranking(brute_force_keys(Z, search))
+    # the float32 ranking differs: the data exercise the float64 re-scoring
+    k32 = np.concatenate([kb[search].keys for _, kb in S.iter_key_blocks(S.prepare(Z, [search]), [search], n)])
+    assert (brute_force_ranking(k32.astype(np.float64)) != want).any()
+    for k in (1, 17, 40, n - 1):
+        for bs in (1, 13, 64, n):
+            idx, sc = S.rank(Z, search, k=k, block_size=bs)
+            np.testing.assert_array_equal(idx, want[:, :k], err_msg=f"k={k} block_size={bs}")
+            if search == "nns":
+                assert np.all(np.diff(sc, axis=1) >= 0)
+            else:
+                assert np.all(np.diff(sc, axis=1) <= 0)
+
+
+def test_exact_duplicates_tie_by_lower_index():
+    # clips 3, 7, 11 are copies of clip 0 (and 5 of 2); with noise-free copies
+    # every search gives equal float64 keys: lower index first
+    rng = np.random.default_rng(3)
+    Z = rng.standard_normal((14, 5))
+    Z[[3, 7, 11]] = Z[0]
+    Z[5] = Z[2]
+    for search in S.SEARCHES:
+        idx, _ = S.rank(Z, search, k=13, block_size=4)
+        if search != "mips":  # a copy is the nearest (cosine 1, distance 0)
+            assert idx[0][:3].tolist() == [3, 7, 11]
+            assert idx[7][:3].tolist() == [0, 3, 11]
+            assert idx[2][0] == 5 and idx[5][0] == 2
+        for q in range(14):  # copies are adjacent in every ranking, in index order
+            pos = {int(j): p for p, j in enumerate(idx[q])}
+            group = [j for j in (0, 3, 7, 11) if j != q]
+            assert [pos[j] for j in group] == list(range(pos[group[0]], pos[group[0]] + len(group)))
+
+
+@pytest.mark.parametrize("search", S.SEARCHES)
+@pytest.mark.parametrize(("d", "scale"), [(3, 1.0), (100, 1.0), (512, 1.0), (512, 1e3), (64, 1e-12)])
+def test_error_bound_holds(search, d, scale):
+    # |key32 - key64| <= eps for every entry (eps: the per-row rigorous bound)
+    rng = np.random.default_rng(d)
+    Z = rng.standard_normal((300, d)) * rng.uniform(0.1, 3, size=(300, 1)) * scale
+    prep = S.prepare(Z, [search])
+    _, blocks = next(S.iter_key_blocks(prep, [search], 300))
+    kb = blocks[search]
+    exact = brute_force_keys(Z, search)
+    off = ~np.eye(300, dtype=bool)
+    err = np.abs(kb.keys.astype(np.float64)[off] - exact[off]).reshape(300, 299)
+    assert np.all(err <= kb.eps[:, None])
+    assert err.max() > 0 and np.all(kb.eps < 1e-3 * np.abs(exact[off]).max())  # not absurdly loose
 
 
 def test_zero_vector_under_cosine_names_clip():
@@ -124,5 +228,5 @@ def test_default_block_size_bounds_memory():
 
 def test_blocks_never_allocate_n_by_n():
     prep = S.prepare(np.random.default_rng(0).standard_normal((50, 3)), S.SEARCHES)
-    shapes = [keys[s].shape for _, keys in S.iter_key_blocks(prep, S.SEARCHES, block_size=8) for s in keys]
+    shapes = [keys[s].keys.shape for _, keys in S.iter_key_blocks(prep, S.SEARCHES, block_size=8) for s in keys]
     assert max(r for r, _ in shapes) == 8 and all(c == 50 for _, c in shapes)

@@ -150,6 +150,7 @@ class PassResult:
     indices: np.ndarray  # (N, K) int32
     scores: np.ndarray  # (N, K) float32
     seconds: dict[str, float]
+    n_rescored: int = 0  # (query, clip) pairs re-scored in float64 (top-K and R1 decisions)
 
 
 def search_and_score(
@@ -162,9 +163,16 @@ def search_and_score(
     progress: bool = False,
     desc: str = "search",
 ) -> dict[str, PassResult]:
-    """One blockwise pass over the query clips of ``Z`` (N x D) computing, for
-    every search in ``searches``, the top-K rankings (K = largest cutoff, at
-    most N-1) and all metrics. Memory: O(block_size x N) per search."""
+    """One blockwise pass over the query clips of ``Z`` (N x D, float64: the
+    processing output; kept for re-scoring, the float32 copy is made here)
+    computing, for every search in ``searches``, the top-K rankings (K =
+    largest cutoff, at most N-1) and all metrics. One float32 Gram block per
+    query block proposes the keys of every search; every decision (top-K
+    membership and order, R1) is that of the float64 keys
+    (:mod:`soundsim.search`), so the results do not depend on the block size.
+    Memory: O(block_size x N) per search. ``seconds``: ``gram_s`` (shared),
+    ``search_s`` (keys and top-K), ``metrics_s``, and ``rescore_s`` (the
+    float64 re-scoring, part of the two before)."""
     searches = S.check_searches(searches)
     prep = S.prepare(Z, searches, fnames)
     n = prep.n
@@ -174,6 +182,8 @@ def search_and_score(
     sc = {s: np.empty((n, k), dtype=np.float32) for s in searches}
     t_search = dict.fromkeys(searches, 0.0)
     t_metrics = dict.fromkeys(searches, 0.0)
+    t_rescore = dict.fromkeys(searches, 0.0)
+    n_rescored = dict.fromkeys(searches, 0)
     t_gram = 0.0
     bs = S.default_block_size(n) if block_size is None else int(block_size)
     if bs < 1:
@@ -184,21 +194,25 @@ def search_and_score(
         t0 = time.perf_counter()
         G = prep.Z[start:stop] @ prep.Z.T
         t_gram += time.perf_counter() - t0
+        cache = S.DotCache(n)  # float64 dot products re-scored, shared by the searches of this block
         for s in ordered:
             t0 = time.perf_counter()
-            keys = S.keys_from_gram(G, start, prep, s, inplace=(s == "mips"))
-            cols, vals = S.topk(keys, k)
+            kb = S.key_block(G, start, prep, s, inplace=(s == "mips"), cache=cache)
+            cols, vals = S.topk(kb, k)
             idx[s][start:stop] = cols
             sc[s][start:stop] = S.scores_from_keys(vals, start, prep, s)
             t1 = time.perf_counter()
-            accs[s].add_block(start, keys, cols)
+            accs[s].add_block(start, kb, cols)
             t_metrics[s] += time.perf_counter() - t1
             t_search[s] += t1 - t0
-            del keys
+            t_rescore[s] += kb.seconds
+            n_rescored[s] += kb.n_rescored
+            del kb
     return {
         s: PassResult(
             accs[s].result(), idx[s], sc[s],
-            {"gram_s": t_gram, "search_s": t_search[s], "metrics_s": t_metrics[s]},
+            {"gram_s": t_gram, "search_s": t_search[s], "metrics_s": t_metrics[s], "rescore_s": t_rescore[s]},
+            n_rescored[s],
         )
         for s in searches
     }

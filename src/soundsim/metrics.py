@@ -24,7 +24,11 @@ Definitions (checked against the authors' code, raraz15/semantic-sound-similarit
   computed without storing full rankings: from the top-K list when a relevant
   clip is in it, else as ``#{j != q: key_j > s*} + #{j != q: key_j = s*, j < j*}``
   with (s*, j*) the best relevant clip (highest key, then lowest index), which
-  is the tie rule of :mod:`soundsim.search`. Micro R1 = min over the query's
+  is the tie rule of :mod:`soundsim.search`. Keys are the exact (float64)
+  keys: the float32 keys decide only where they are more than their error
+  bound ``eps`` away from the comparison, and the clips within it are
+  re-scored in float64 (:class:`soundsim.search.KeyBlock`), so R1 equals that
+  of the full float64 ranking. Micro R1 = min over the query's
   labels of the class-wise R1 (the first clip sharing any label is the first
   clip carrying one of them). R1 ranks by the evaluated search's scores; the
   stored ``MR1.py`` always ranked by Euclidean distance, the final README's
@@ -53,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from soundsim.errors import SoundsimError
+from soundsim.search import KeyBlock, round_down, round_up
 
 #: rows of the score block compared at once when counting ranks beyond top-K
 _COUNT_CHUNK = 256
@@ -221,12 +226,17 @@ class MetricAccumulator:
         self.done = np.zeros(n, dtype=bool)
         self._pos = np.arange(1, self.k + 1, dtype=np.float64)
 
-    def add_block(self, start: int, keys: np.ndarray, cols: np.ndarray) -> None:
+    def add_block(self, start: int, keys: np.ndarray | KeyBlock, cols: np.ndarray) -> None:
         """``keys``: ranking keys (B, N) of queries ``start:start+B`` (own
-        entry -inf, higher = better); ``cols``: their top-K columns (B, K >=
-        self.k), sorted by the tie rule (:func:`soundsim.search.topk`)."""
+        entry -inf, higher = better), either exact (an array) or a
+        :class:`soundsim.search.KeyBlock` of float32 keys with their error
+        bound, re-scored where a decision needs it; ``cols``: their top-K
+        columns (B, K >= self.k) in the exact order under the tie rule
+        (:func:`soundsim.search.topk`)."""
+        if not isinstance(keys, KeyBlock):
+            keys = KeyBlock.from_exact(np.asarray(keys), start)
         ix = self.ix
-        b = keys.shape[0]
+        b = keys.keys.shape[0]
         stop = start + b
         ps, pe = int(ix.pair_start[start]), int(ix.pair_start[stop])
         pq, pl = ix.pair_q[ps:pe], ix.pair_l[ps:pe]
@@ -264,29 +274,50 @@ class MetricAccumulator:
         self.query_r1[start:stop] = np.where(ok, r1_m, np.nan)
         self.done[start:stop] = True
 
-    def _rank_beyond_topk(self, keys: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        """R1 for (row, label) pairs with no relevant clip in the top-K."""
+    def _rank_beyond_topk(self, kb: KeyBlock, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """R1 for (row, label) pairs with no relevant clip in the top-K.
+
+        1. The best relevant clip (s*, j*): among the label's clips whose key
+           is within ``2 eps`` of the label's best key (the others are
+           provably worse), the highest exact key, then the lowest index.
+        2. R1 = #{key > s* + eps} (provably before it) + the clips with a key
+           in [s* - eps, s* + eps] whose exact key comes first by the tie
+           rule (re-scored). With exact keys (eps 0) this is
+           #{key > s*} + #{key = s*, j < j*}."""
+        keys, dt = kb.keys, kb.keys.dtype
         m = rows.size
-        s_best = np.empty(m, dtype=keys.dtype)
+        s_best = np.empty(m, dtype=np.float64)
         j_best = np.empty(m, dtype=np.int64)
         order = np.argsort(labels, kind="stable")
         bounds = np.flatnonzero(np.diff(labels[order])) + 1
         for grp in np.split(order, bounds):
             mem = self.ix.members[int(labels[grp[0]])]
-            sub = keys[np.ix_(rows[grp], mem)]  # own entry is -inf, never the max (n_L >= 2)
-            a = sub.argmax(axis=1)  # first maximum = lowest clip index (members sorted)
-            s_best[grp] = sub[np.arange(grp.size), a]
-            j_best[grp] = mem[a]
+            rg = rows[grp]
+            sub = keys[np.ix_(rg, mem)]  # own entry is -inf, never the max (n_L >= 2)
+            top = sub.max(axis=1).astype(np.float64)
+            lo = round_down(top - 2.0 * kb.eps[rg], dt)
+            ri, ci = np.nonzero(sub >= lo[:, None])  # sorted by ri, then ci (members sorted)
+            v = kb.exact(rg[ri], mem[ci])
+            o = np.lexsort((ci, -v, ri))
+            first = o[np.r_[True, ri[o][1:] != ri[o][:-1]]]  # per row: highest exact key, lowest index
+            s_best[grp] = v[first]
+            j_best[grp] = mem[ci[first]]
         out = np.empty(m, dtype=np.float64)
         for c0 in range(0, m, _COUNT_CHUNK):
             sl = slice(c0, min(m, c0 + _COUNT_CHUNK))
-            kr = keys[rows[sl]]
-            s = s_best[sl, None]
-            before = np.count_nonzero(kr > s, axis=1)
-            n_eq = np.count_nonzero(kr == s, axis=1)
-            for i in np.flatnonzero(n_eq > 1):  # other clips tie with the best relevant one
-                before[i] += np.count_nonzero(kr[i, : j_best[c0 + i]] == s[i, 0])
-            out[sl] = before
+            rs = rows[sl]
+            kr = keys[rs]
+            s, e = s_best[sl], kb.eps[rs]
+            hi = round_up(s + e, dt)[:, None]
+            lo = round_down(s - e, dt)[:, None]
+            gt = kr > hi
+            before = np.count_nonzero(gt, axis=1)
+            win = kr >= lo
+            win ^= gt  # lo <= key <= hi
+            ri, ci = np.nonzero(win)
+            v = kb.exact(rs[ri], ci)
+            ahead = (v > s[ri]) | ((v == s[ri]) & (ci < j_best[sl][ri]))
+            out[sl] = before + np.bincount(ri[ahead], minlength=rs.size)
         return out
 
     def result(self) -> MetricResult:
