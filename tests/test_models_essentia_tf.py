@@ -51,6 +51,7 @@ EMBED = textwrap.dedent(
     from soundsim import audio, extract, models
     from soundsim.errors import ConfigError
     from soundsim.models import openl3 as ol3
+    from soundsim.models import _essentia_tf as etf
 
     cases, files, folder, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
     res = {}
@@ -76,6 +77,21 @@ EMBED = textwrap.dedent(
             ol3.BATCH = 4  # 11 windows in batches of 4
             res[f"{key}/ten_batch4"] = m.embed(x)
             ol3.BATCH = 60
+            # issue 12: windows cut one at a time = Essentia's FrameGenerator over the whole clip
+            es = etf.essentia_standard()
+            fg = es.FrameGenerator(x, frameSize=48000, hopSize=48000, startFromZero=False)
+            res[f"{key}/patches_framegenerator"] = np.stack([m.embedder.window_mel(c) for c in fg])
+        else:
+            # issue 12: a 100 s clip in calls of 7 patches (bounded memory) = one call on the whole clip
+            x = np.tile(audio.load(files["long"], sr)[0], 4)
+            etf.CHUNK_PATCHES = 7
+            res[f"{key}/long_chunked"] = m.embed(x)
+            etf.CHUNK_PATCHES = 256
+            res[f"{key}/long_one_call"] = etf.as_rows(m.embedder.algo(x), m.embedder.dim)
+            if name == "fsd-sinet":  # the clip normalisation computed in blocks = Essentia's
+                mean, divisor = etf.fsd_sinet_normalisation(x, block=12345)
+                y = ((x - mean) / divisor).astype(np.float32)
+                res[f"{key}/long_normalised_here"] = etf.as_rows(m.embedder.algo_chunks(y), m.embedder.dim)
 
     def error(label, *args, **kw):
         try:
@@ -353,3 +369,22 @@ def test_extraction_through_the_env(weights, audio_files, results, tmp_path):
     assert float(e.attrs["hop"]) == pytest.approx(50 * 220 / 22050) and e.embeddings.shape[1] == 512
     assert np.array_equal(e.embeddings[:19], results["fsd-sinet/vgg42-tlpf-1/ten"])
     assert "essentia-tensorflow" in json.dumps(e.attrs["versions"])
+
+
+@pytest.mark.parametrize("name,variation", [c for c in CASES if c[0] != "openl3"],
+                         ids=[f"{n}-{v}" for n, v in CASES if n != "openl3"])
+def test_long_clip_in_calls_of_a_few_patches(results, name, variation):
+    """Issue 12: a long clip embedded in calls of 7 patches (each with the patch before, the last
+    one to the clip's end; FSD-SINet normalised here) gives the rows of one call on the whole clip."""
+    key = f"{name}/{variation}"
+    chunked, whole = results[f"{key}/long_chunked"], results[f"{key}/long_one_call"]
+    assert chunked.shape == whole.shape and chunked.shape[0] > 7 * 3
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6, atol=1e-6)  # seen: bit-identical
+    if name == "fsd-sinet":
+        np.testing.assert_array_equal(results[f"{key}/long_normalised_here"], whole)
+
+
+@pytest.mark.parametrize("variation", ["env-mel256-emb512", "music-mel128-emb6144"])
+def test_openl3_windows_equal_framegenerator(results, variation):
+    np.testing.assert_array_equal(results[f"openl3/{variation}/patches"],
+                                  results[f"openl3/{variation}/patches_framegenerator"])

@@ -221,6 +221,36 @@ def frame_count(n: int, frame_size: int, hop_size: int) -> int:
     return min(last_centre + 1, starts_inside)
 
 
+def centred_frames(x: np.ndarray, first: int, count: int, frame_size: int, hop_size: int) -> np.ndarray:
+    """(count, frame_size) float32: frames ``first .. first + count - 1`` of ``x`` as Essentia's
+    ``FrameCutter`` cuts them with its defaults (frame k centred on sample ``k * hop_size``, zeros
+    outside the clip), copied from those samples only (``FrameGenerator`` copies the whole clip)."""
+    out = np.zeros((count, frame_size), dtype=np.float32)
+    for i in range(count):
+        start = (first + i) * hop_size - frame_size // 2
+        lo, hi = max(start, 0), min(start + frame_size, len(x))
+        if hi > lo:
+            out[i, lo - start : hi - start] = x[lo:hi]
+    return out
+
+
+def fsd_sinet_normalisation(x: np.ndarray, block: int = 1 << 20) -> tuple[np.float32, np.float32]:
+    """(mean, divisor) of ``TensorflowPredictFSDSINet``'s clip normalisation (standard mode,
+    ``normalize=True``: ``x -= mean(x)``, then ``normalizeAbs(x, 0.005)``, i.e. ``x /= max|x| +
+    0.005``), computed in blocks as Essentia does it: the mean a sequential float32 sum divided by
+    the length; ``(x - mean) / divisor`` in float32 is then Essentia's normalised signal bit for bit
+    (checked in ``tests/test_models_essentia_tf.py``)."""
+    total = np.float32(0.0)
+    for i in range(0, len(x), block):
+        part = np.concatenate([np.array([total], dtype=np.float32), x[i : i + block]])
+        total = np.cumsum(part, dtype=np.float32)[-1]
+    mean = np.float32(total / np.float32(len(x)))
+    peak = np.float32(0.0)
+    for i in range(0, len(x), block):
+        peak = max(peak, np.float32(np.abs(x[i : i + block] - mean).max()))
+    return mean, np.float32(peak + np.float32(0.005))
+
+
 def patch_count(frames: int, patch: int, hop: int) -> int:
     """Patches of ``patch`` frames every ``hop`` frames, the trailing partial patch discarded
     (Essentia's ``lastPatchMode="discard"``)."""
@@ -235,11 +265,32 @@ def as_rows(out: Any, dim: int | None = None) -> np.ndarray:
     return arr.reshape(arr.shape[0], -1)
 
 
+#: TensorFlow batch of the TensorflowPredict* composites (Essentia's default ``batchSize``): the
+#: CNN sees 64 patches at a time, whatever the clip's length
+BATCH_SIZE = 64
+#: patches per call of the composite on a long clip (see :class:`PatchEmbedder`)
+CHUNK_PATCHES = 256
+
+
 class PatchEmbedder:
     """An Essentia ``TensorflowPredict<Model>`` composite (``TensorflowPredictVGGish`` or
     ``TensorflowPredictFSDSINet``): its own mel front end, patches of ``patch`` frames
     every ``patch_hop`` frames (trailing partial patch discarded), one embedding row per
-    patch. Built once at load; each :meth:`embed` runs it on one clip."""
+    patch, :data:`BATCH_SIZE` patches per TensorFlow run. Built once at load; each
+    :meth:`embed` runs it on one clip.
+
+    Bounded memory: the composite (standard mode) copies its input two or three times and
+    keeps every frame and patch of it until the end (about 5 x the waveform for
+    FSD-SINet), so a clip of more than :data:`CHUNK_PATCHES` patches is embedded in calls
+    of that many patches: each call gets the samples of its patches plus the patch before
+    (whose first two frames would otherwise see the call's zero padding; its row is
+    dropped), and the last call runs to the clip's end, so the composite frames and pads
+    exactly as on the whole clip. FSD-SINet's clip normalisation (mean and peak of the
+    whole clip) is then computed here, as Essentia does (:func:`fsd_sinet_normalisation`),
+    and each call runs with ``normalize=False`` on its normalised samples. Clips up to
+    :data:`CHUNK_PATCHES` patches (4 min for VGGish and YAMNet, 2.1 min for FSD-SINet) are
+    one call, as before; longer ones give the rows of a single call up to float rounding
+    (TensorFlow batches are cut elsewhere; ``tests/test_models_essentia_tf.py``)."""
 
     def __init__(self, model: str, variation: str, spec: GraphSpec, algorithm: str, *, sample_rate: int,
                  dim: int, frame_size: int, hop_size: int, patch: int, patch_hop: int, device: str = "cpu",
@@ -248,9 +299,14 @@ class PatchEmbedder:
         self.model, self.variation, self.spec = model, variation, spec
         self.sample_rate, self.dim = sample_rate, dim
         self.frame_size, self.hop_size, self.patch, self.patch_hop = frame_size, hop_size, patch, patch_hop
+        self.normalize = bool(params.get("normalize", False))  # FSD-SINet's clip normalisation
+        make = getattr(es, algorithm)
+        common = dict(graphFilename=str(spec.pb), input=spec.input, output=spec.output, patchHopSize=patch_hop,
+                      lastPatchMode="discard", batchSize=BATCH_SIZE)
         try:
-            self.algo = getattr(es, algorithm)(graphFilename=str(spec.pb), input=spec.input, output=spec.output,
-                                               patchHopSize=patch_hop, lastPatchMode="discard", **params)
+            self.algo = make(**common, **params)
+            # long clips: normalised here, chunk by chunk
+            self.algo_chunks = make(**common, **dict(params, normalize=False)) if self.normalize else self.algo
         except RuntimeError as e:
             raise tf_error(model, variation, spec, e) from e
         check_probe(model, variation, spec, self.embed, min_duration, sample_rate, dim)
@@ -262,7 +318,33 @@ class PatchEmbedder:
         if sample_rate is not None and sample_rate != self.sample_rate:
             raise ValueError(f"{self.model} expects {self.sample_rate} Hz audio, got {sample_rate}")
         x = np.ascontiguousarray(waveform, dtype=np.float32)
-        if self.n_rows(len(x)) == 0:
+        total = self.n_rows(len(x))
+        if total == 0:
             raise ValueError(f"clip too short for {self.model}: {len(x)} samples give no whole patch of "
                              f"{self.patch} frames (pad clips to the model's min_duration)")
-        return as_rows(self.algo(x), self.dim)
+        if total <= CHUNK_PATCHES:
+            return as_rows(self.algo(x), self.dim)
+        return self._embed_in_chunks(x, total)
+
+    def _embed_in_chunks(self, x: np.ndarray, total: int) -> np.ndarray:
+        if self.normalize:
+            mean, divisor = fsd_sinet_normalisation(x)
+        rows = np.empty((total, self.dim), dtype=np.float32)
+        for p0 in range(0, total, CHUNK_PATCHES):
+            p1 = min(p0 + CHUNK_PATCHES, total)
+            lead = 1 if p0 else 0  # the patch before: its first frames see the call's zero padding
+            f0 = self.patch_hop * (p0 - lead)  # the call's first frame = a global patch start
+            start = self.hop_size * f0
+            if p1 == total:
+                end = len(x)  # the last call: the composite ends (pads, discards) as on the whole clip
+            else:
+                last_frame = self.patch_hop * (p1 - 1) + self.patch - 1
+                end = min(len(x), self.hop_size * last_frame + self.frame_size // 2)
+            seg = x[start:end]
+            if self.normalize:
+                seg = (seg - mean) / divisor
+            out = as_rows(self.algo_chunks(np.ascontiguousarray(seg, dtype=np.float32)), self.dim)
+            if len(out) < lead + p1 - p0:
+                raise RuntimeError(f"{self.model}: Essentia gave {len(out)} rows for patches {p0}-{p1 - 1}")
+            rows[p0:p1] = out[lead : lead + p1 - p0]
+        return rows

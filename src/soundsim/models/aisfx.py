@@ -105,13 +105,9 @@ def n_frames(n_samples: int) -> int:
 def centred_frames(x: np.ndarray, first: int, count: int, frame: int = FRAME, hop: int = HOP) -> np.ndarray:
     """(count, frame) float32: frames ``first .. first + count - 1`` as Essentia's ``FrameCutter``
     cuts them with its defaults (frame k centred on sample ``k * hop``, zeros outside the clip)."""
-    out = np.zeros((count, frame), dtype=np.float32)
-    for i in range(count):
-        start = (first + i) * hop - frame // 2
-        lo, hi = max(start, 0), min(start + frame, len(x))
-        if hi > lo:
-            out[i, lo - start : hi - start] = x[lo:hi]
-    return out
+    from soundsim.models._essentia_tf import centred_frames as cut
+
+    return cut(x, first, count, frame, hop)
 
 
 def mel_frames(x: np.ndarray, first: int, count: int, algorithms=None) -> np.ndarray:

@@ -35,7 +35,11 @@ same input (re-implemented here, same Essentia algorithms and parameters):
   ``melspectrogram`` (batches of 60 windows, the script's; other batch sizes change
   the values at float32 rounding level only, ~1e-7 relative); output node
   ``embeddings``: the max-pooled, flattened last conv layer (512 or 6144).
-  Frame-level: one row per window.
+  Frame-level: one row per window. The windows are cut from the clip one at a
+  time and the mel patches of one batch exist at a time (a whole hour's patches
+  would take 0.7 GB, and as much again transposed; ``FrameGenerator`` would copy
+  the whole clip), so memory per clip is bounded; same windows, same batches,
+  same rows as before.
 * Short and long clips: zero-padded to 1 s by extraction (as the authors did);
   every window of the whole clip is embedded; deterministic.
 
@@ -143,28 +147,46 @@ class OpenL3Embedder:
         mel = np.maximum(mel, mel.max() - np.float32(DB_RANGE))
         return mel - mel.max()
 
+    def iter_patches(self, waveform: np.ndarray):
+        """The (199, bands) mel patches of a 48 kHz clip, one window at a time (the windows of
+        Essentia's ``FrameGenerator(x, 48000, 48000, startFromZero=False)``, cut from the clip's
+        samples without copying the whole clip as ``FrameGenerator`` does)."""
+        x = np.asarray(waveform, dtype=np.float32).reshape(-1)
+        for k in range(n_rows(len(x))):
+            patch = self.window_mel(etf.centred_frames(x, k, 1, WINDOW, WINDOW_HOP)[0])
+            assert patch.shape == (N_FRAMES, self.n_mels), patch.shape
+            yield patch
+
     def patches(self, waveform: np.ndarray) -> np.ndarray:
         """(windows, 199, bands) mel patches of a 48 kHz clip."""
-        x = np.ascontiguousarray(waveform, dtype=np.float32)
-        chunks = self.es.FrameGenerator(x, frameSize=WINDOW, hopSize=WINDOW_HOP, startFromZero=False)
-        out = [self.window_mel(c) for c in chunks]
+        out = list(self.iter_patches(waveform))
         if not out:
             raise ValueError("empty clip")
-        batch = np.stack(out)
-        assert batch.shape[1:] == (N_FRAMES, self.n_mels), batch.shape
-        return batch
+        return np.stack(out)
+
+    def _run(self, patches: list[np.ndarray]) -> np.ndarray:
+        batch = np.ascontiguousarray(np.transpose(np.stack(patches), (0, 2, 1))[..., None])  # [n, bands, 199, 1]
+        pool = self.pool_type()
+        pool.set(self.spec.input, batch)
+        return etf.as_rows(self.model(pool)[self.spec.output])
 
     def embed(self, waveform: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+        """Rows of the windows, :data:`BATCH` per TensorFlow run; the mel patches of one batch
+        at a time (memory independent of the clip's length)."""
         if sample_rate is not None and sample_rate != SAMPLE_RATE:
             raise ValueError(f"openl3 expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
         if len(waveform) == 0:
             raise ValueError("empty clip")
-        batch = np.ascontiguousarray(np.transpose(self.patches(waveform), (0, 2, 1))[..., None])  # [n, bands, 199, 1]
-        rows = []
-        for start in range(0, len(batch), BATCH):
-            pool = self.pool_type()
-            pool.set(self.spec.input, batch[start : start + BATCH])
-            rows.append(etf.as_rows(self.model(pool)[self.spec.output]))
+        rows, pending = [], []
+        for patch in self.iter_patches(waveform):
+            pending.append(patch)
+            if len(pending) == BATCH:
+                rows.append(self._run(pending))
+                pending = []
+        if pending:
+            rows.append(self._run(pending))
+        if not rows:
+            raise ValueError("empty clip")
         return np.concatenate(rows, axis=0)
 
 
