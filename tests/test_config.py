@@ -48,7 +48,7 @@ def test_minimal_config_gets_every_default(base, schema):
     assert cfg["collection"]["seed"] == 0 and cfg["collection"]["clips_per_class"] == 16
     assert cfg["grid"] == {"aggregations": ["mean", "median", "max"], "pca": [100, 200, "none"],
                            "searches": ["mips", "mcss", "nns"]}
-    assert cfg["extraction"] == {"shards": 1, "on_bad_audio": "skip"}
+    assert cfg["extraction"] == {"shards": 1, "reuse": True, "on_bad_audio": "skip"}
     assert cfg["models"] == {}
 
 
