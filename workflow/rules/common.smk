@@ -37,7 +37,7 @@ except ConfigError as e:
 SHARDS = config["extraction"]["shards"]
 REUSE = config["extraction"]["reuse"]
 GRID = config["grid"]
-# Code versions (soundsim.provenance) and weights fingerprints are rule params: a change
+# Code versions (soundsim.provenance) and weights fingerprints are parameters of the rules; a change
 # re-runs exactly the jobs it can affect.
 MODEL_CODE = {n: provenance.model_code_version(n) for n in MODELS}
 WEIGHTS_FP = {nv: weights_fingerprint(p) for nv, p in WEIGHTS.items()}
