@@ -245,3 +245,20 @@ def test_freesound_on_the_demo_the_three_searches_differ_without_pca(tmp_path):
     l2 = {s["setting"]["search"]: s for s in evaluate_grid(deep, man, pcas=["none"], restrict=True)}
     assert l2["mips"]["macro"] == pytest.approx(l2["mcss"]["macro"], abs=1e-12)
     assert l2["nns"]["macro"] == pytest.approx(l2["mcss"]["macro"], abs=1e-12)
+
+
+def test_long_clip_in_chunks_equals_the_whole_clip(model, monkeypatch):
+    """Issue 12: a clip over CHUNK_SECONDS is analysed in chunks (each two frames early, with a
+    guard tone whose frames are dropped; only the used per-frame values kept): the 846 values of
+    the whole-clip analysis, bit for bit, silent stretch and chunk edges included."""
+    from conftest import chirp
+
+    x = chirp(26.0, SR, 2)
+    x[6 * SR : 9 * SR] = 0.0  # digital silence across a chunk boundary
+    whole = model.embed(x)
+    monkeypatch.setattr(fs, "CHUNK_SECONDS", 7.0)  # 4 chunks
+    chunked = model.embed(x)
+    assert chunked.shape == whole.shape == (1, fs.DIM)
+    np.testing.assert_array_equal(chunked, whole)
+    frames = model.embedder._chunked_frames(x)
+    assert [len(p) for p in frames["lowlevel.pitch"]] == [280, 280, 280, 281]  # 1121 frames in 4 chunks

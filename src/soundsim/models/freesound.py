@@ -84,6 +84,26 @@ silence, but also any clip quieter than roughly -45 dBFS RMS (white noise at
 are not padded (``min_duration`` 0): the extractor handles clips down to a few
 samples. Long clips: every frame of the whole clip enters the statistics.
 
+Memory: the extractor keeps every frame of every descriptor it computes (lowlevel,
+rhythm, tonal, SFX) and several copies of the signal until the end: about 1 GB per
+10 minutes of audio. Clips longer than :data:`CHUNK_SECONDS` (120 s; every FSD50K clip
+is shorter, and is analysed whole, as before) are therefore analysed in chunks of
+about that length, and only the per-frame values of the descriptors soundsim uses
+are kept (141 floats per 23 ms frame: about 90 MB per hour) and summarised at
+the end by the same ``PoolAggregator`` the extractor uses. The lowlevel descriptors
+are per-frame computations on the extractor's frames (``FrameCutter`` 2048/1024 ->
+``Windowing`` -> ``Spectrum`` -> ...; only ``spectral_flux`` also looks at the frame
+before), so each chunk starts two frames (2048 samples) before its first kept frame on
+a multiple of the hop, keeps its frames from there, and the last chunk runs to the
+clip's end: each frame is cut, padded and analysed exactly as in the whole clip, and
+the 846 values equal the whole-clip analysis **bit for bit** (tested). Each chunk gets
+a loud 440 Hz guard tone (15 % of its length, whole frames, before the chunk; after the
+first) whose frames are dropped, so that a quiet chunk of a long clip does not trip
+the extractor's silent-file check or the SFX part's "no pitched frame" abort. What
+differs for clips over 120 s: the silent-clip check and the no-pitch dither fallback
+(both whole-clip decisions) are not made (a long clip is rejected as silent only when
+every sample is 0), and the extractor's work grows by the guard tones (~15 %).
+
 Processing order ``minmax-pca`` (:mod:`soundsim.process`): each of the 846
 values is scaled to [0, 1] over the evaluated collection, then PCA, with no L2
 normalisation before it, as the authors' ``freesound-create_clip_level_embedding.py``
@@ -113,6 +133,8 @@ SILENT_FRAMES = ("keep", "noise")  # FrameCutter's silentFrames settings soundsi
 DEFAULT_SILENT_FRAMES = "keep"  # deterministic; Freesound's own setting is "noise" (see module docstring)
 DITHER_DBFS = -94.0  # fallback dither, RMS (below Essentia's -90 dB silent-frame cutoff; inaudible)
 DITHER_SEED = 0
+CHUNK_SECONDS = 120.0  # clips longer than this are analysed in chunks of about this length (bounded memory)
+GUARD_SECONDS = 0.15  # a loud tone added to each chunk, as a share of the chunk (see _chunked_pool)
 SILENT_MESSAGE = "silent clip: FreesoundExtractor cannot analyse silence"
 NO_PITCH_MESSAGE = "pitch array doesn't contain any non-zero values"
 
@@ -168,6 +190,9 @@ DESCRIPTORS: tuple[tuple[str, str, int | None], ...] = tuple(
     [(name, f"lowlevel.{name}", None) for name in SINGLE_DESCRIPTORS]
     + [(f"{name}_{i}", key, i) for name, (key, n) in MULTIBAND_DESCRIPTORS.items() for i in range(n)]
 )
+
+#: the extractor's per-frame pool keys soundsim uses (frequency_bands is soundsim's own)
+FRAME_KEYS: tuple[str, ...] = tuple(dict.fromkeys(key for _, key, _ in DESCRIPTORS if key != "lowlevel.frequency_bands"))
 
 #: one name per output dimension: "<descriptor>.<stat>" ("mfcc_3.dvar", "pitch.mean")
 FEATURE_NAMES: tuple[str, ...] = tuple(f"{name}.{stat}" for name, _, _ in DESCRIPTORS for stat in STATS)
@@ -270,6 +295,39 @@ def dither(waveform: np.ndarray) -> np.ndarray:
     return x + np.float32(10 ** (DITHER_DBFS / 20)) * noise
 
 
+def frequency_bands_frames(x: np.ndarray, first: int, count: int) -> np.ndarray:
+    """(count, 28) ``FrequencyBands`` of the extractor's lowlevel frames ``first .. first + count - 1``
+    (the frames of :func:`spectra`, cut from the samples they cover alone)."""
+    import essentia.standard as es
+
+    from soundsim.models._essentia_tf import centred_frames
+
+    window, spectrum = es.Windowing(type=WINDOW, zeroPadding=0), es.Spectrum()
+    bands = es.FrequencyBands(sampleRate=SAMPLE_RATE)
+    out = np.empty((count, 28), dtype=np.float32)
+    for i0 in range(0, count, 4096):
+        frames = centred_frames(x, first + i0, min(4096, count - i0), FRAME, HOP)
+        for j, frame in enumerate(frames):
+            out[i0 + j] = bands(spectrum(window(frame)))
+    return out
+
+
+def aggregate(frames: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """``PoolAggregator`` statistics (:data:`STATS`) of per-frame values (key -> list of
+    (frames,) or (frames, bands) arrays, in frame order), added to the pool frame by frame
+    as the extractor's network adds them: the extractor's own statistics, bit for bit."""
+    import essentia
+    import essentia.standard as es
+
+    pool = essentia.Pool()
+    for key, parts in frames.items():
+        for part in parts:
+            for value in part:
+                pool.add(key, value if part.ndim == 2 else float(value))
+    stats = es.PoolAggregator(defaultStats=list(STATS))(pool)
+    return {n: np.asarray(stats[n]) for n in stats.descriptorNames()}
+
+
 class FreesoundEmbedder:
     """Runs ``FreesoundExtractor`` on a temporary WAV of the waveform; see module docstring."""
 
@@ -286,15 +344,15 @@ class FreesoundEmbedder:
         self.es = es
         self.silent_frames = silent_frames
 
-    def extract(self, x: np.ndarray) -> dict[str, object]:
-        """The extractor's ``lowlevel.*`` statistics of ``x`` plus soundsim's frequency_bands ones."""
+    def _run(self, x: np.ndarray):
+        """``FreesoundExtractor`` on a temporary float WAV of ``x``: (stats pool, frames pool)."""
         import soundfile as sf
 
         with tempfile.TemporaryDirectory(prefix="soundsim-freesound-") as tmp:
             path = str(Path(tmp) / "clip.wav")
             sf.write(path, x, SAMPLE_RATE, subtype="FLOAT")
             try:
-                stats, _frames = self.es.FreesoundExtractor(lowlevelSilentFrames=self.silent_frames)(path)
+                return self.es.FreesoundExtractor(lowlevelSilentFrames=self.silent_frames)(path)
             except RuntimeError as e:
                 if "silent file" in str(e).lower():
                     raise RuntimeError(
@@ -302,9 +360,60 @@ class FreesoundEmbedder:
                         f"ReplayGain > 40 dB; Essentia said: {str(e).strip()})"
                     ) from e
                 raise
+
+    def extract(self, x: np.ndarray) -> dict[str, object]:
+        """The extractor's ``lowlevel.*`` statistics of ``x`` plus soundsim's frequency_bands ones."""
+        if len(x) > CHUNK_SECONDS * SAMPLE_RATE:
+            return aggregate(self._chunked_frames(x))
+        stats, _frames = self._run(x)
         pool: dict[str, object] = {n: stats[n] for n in stats.descriptorNames() if n.startswith("lowlevel.")}
         pool.update(frequency_bands_stats(x))
         return pool
+
+    def _chunked_frames(self, x: np.ndarray) -> dict[str, list[np.ndarray]]:
+        """The extractor's per-frame values (:data:`FRAME_KEYS`, plus ``lowlevel.frequency_bands``)
+        of a long clip, by running it on chunks of about :data:`CHUNK_SECONDS` (module docstring)."""
+        from soundsim.models._essentia_tf import frame_count
+
+        total = frame_count(len(x), FRAME, HOP)
+        per_chunk = max(4, int(CHUNK_SECONDS * SAMPLE_RATE) // HOP)
+        parts = -(-total // per_chunk)
+        guard_frames = max(8, int(GUARD_SECONDS * per_chunk))
+        t = np.arange(guard_frames * HOP) / SAMPLE_RATE
+        guard = (0.5 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+        frames: dict[str, list[np.ndarray]] = {k: [] for k in (*FRAME_KEYS, "lowlevel.frequency_bands")}
+        import essentia
+
+        warnings, essentia.log.warningActive = essentia.log.warningActive, False  # the guard tone's SFX warnings
+        try:
+            for k in range(parts):
+                self._chunk(x, k, parts, total, guard, guard_frames, frames)
+        finally:
+            essentia.log.warningActive = warnings
+        return frames
+
+    def _chunk(self, x: np.ndarray, k: int, parts: int, total: int, guard: np.ndarray, guard_frames: int,
+               frames: dict[str, list[np.ndarray]]) -> None:
+        """Run the extractor on chunk ``k`` of ``parts`` and append its frames' values to ``frames``."""
+        g0, g1 = k * total // parts, (k + 1) * total // parts  # global frames of this chunk
+        lead = min(g0, 2)  # frames before g0: the first one sees the chunk's zero padding, the second feeds flux
+        start = HOP * (g0 - lead)
+        if k == parts - 1:
+            seg, skip = x[start:], lead  # to the clip's end: framed and padded there as the whole clip
+        else:
+            seg, skip = x[start : HOP * g1], lead  # ends where frame g1 - 1 does
+        if k == 0:  # the guard tone after the chunk: no kept frame reaches it
+            seg = np.concatenate([seg, np.zeros(FRAME, np.float32), guard])
+        else:  # the guard tone before the chunk, whole frames long: kept frames start >= 2 frames later
+            seg = np.concatenate([guard, seg])
+            skip += guard_frames
+        _stats, pool = self._run(np.ascontiguousarray(seg, dtype=np.float32))
+        for key in FRAME_KEYS:
+            values = np.asarray(pool[key], dtype=np.float32)[skip : skip + g1 - g0]
+            if len(values) != g1 - g0:
+                raise RuntimeError(f"freesound: {len(values)} frames of {key} for frames {g0}-{g1 - 1}")
+            frames[key].append(values)
+        frames["lowlevel.frequency_bands"].append(frequency_bands_frames(x, g0, g1 - g0))
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
         assert sample_rate == SAMPLE_RATE, f"freesound expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
