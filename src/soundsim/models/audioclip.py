@@ -27,7 +27,10 @@ used. Clip-level: one row per clip (global average pooling with attention over t
 whole spectrogram). Clips shorter than 1 s are zero-padded at the end to 1 s
 (``min_duration``, as the authors' AudioCLIP script). Long clips: the first 30 s
 are embedded (the authors' ``TRIM_DUR``; FSD50K clips are at most 30 s), option
-``max_seconds`` (0: the whole clip). Deterministic: no random crops, BN in
+``max_seconds`` (0: the whole clip). The waveform is cut before anything else
+(scaling, spectrogram), so memory per clip does not grow past 30 s (with
+``max_seconds: 0`` it grows with the clip: the spectrogram and CNN activations of
+the whole clip). Deterministic: no random crops, BN in
 inference mode, one clip at a time.
 
 Weights (required): the official AudioCLIP checkpoints from

@@ -73,6 +73,17 @@ Input (exactly ``get_audio_embedding_from_data`` / ``get_audio_features``):
   soundsim follows the training-time behaviour (``antialias=False``); option
   ``antialias: true`` reproduces laion_clap under torchvision >= 0.17.
 
+Memory per clip: the quantisation is applied only to what is used (the crop(s),
+or, for fusion, each chunk of the STFT), never to a copy of the whole clip; a long
+clip's fusion mel is computed :data:`MEL_CHUNK_FRAMES` STFT frames (60 s) at a time
+from the samples those frames cover (:meth:`MelFrontEnd.chunked`, the reflect padding
+at the clip's ends rebuilt; the whole clip's complex STFT took 1.5 GB per hour). What
+still grows with the clip is the mel itself (64 floats per 10 ms: 92 MB per hour, an
+eighth of the 48 kHz waveform), because the global input is a resize of the whole mel
+(with ``antialias`` every frame contributes). Clips up to 60 s are one chunk (the same
+mel as the whole-clip STFT, bit for bit in our checks); longer ones equal it up to
+float rounding.
+
 Audio reaches the model resampled by soundsim's extraction (soxr VHQ; the
 paper's code used ``librosa.load(sr=48000)``, soxr HQ). Speed on one CPU core
 of a 2-core test machine: about 0.4 s per clip (HTSAT-tiny) and 1.3 s

@@ -24,7 +24,9 @@ Output: clip-level, one 512-dim row per clip. Clips shorter than 0.1 s are
 zero-padded at the end to 0.1 s (the centred STFT needs more than 256 samples; FSD50K
 clips are at least 0.3 s, so the paper's clips are unaffected). Long clips: the first
 30 s are embedded (the authors' ``TRIM_DUR``), option ``max_seconds`` (0: the whole
-clip). Deterministic: no random crops, batch norm and dropout in inference mode.
+clip). The waveform is cut before anything else (``native_rate`` resampling,
+spectrogram), so memory per clip does not grow past 30 s (with ``max_seconds: 0`` it
+grows with the clip). Deterministic: no random crops, batch norm and dropout in inference mode.
 
 Weights (required): ``Wav2CLIP.pt`` from
 https://github.com/descriptinc/lyrebird-wav2clip/releases (tag v0.1.0-alpha; the file
