@@ -1,13 +1,16 @@
 """Evaluate one embeddings file over the processing x search grid.
 
 :func:`evaluate_grid` is what ``soundsim evaluate`` and the Snakemake rules
-call. For each aggregation it aggregates once and L2-normalises once; for each
-PCA setting it fits PCA once; then a single blockwise pass over the query
-clips serves every search: one float32 Gram block ``Z[rows] @ Z.T`` per query
-block gives the MIPS, MCSS and NNS ranking keys (:mod:`soundsim.search`), and
-for each search the block's top-K, ranks beyond the top-K and all metrics are
-computed right away (:class:`soundsim.metrics.MetricAccumulator`). No N x N
-matrix and no full ranking is ever stored.
+call. For each aggregation it aggregates once and normalises once (the file's
+processing order, :mod:`soundsim.process`); for each PCA setting it fits PCA
+once; then a single blockwise pass over the query clips serves every search:
+one float32 Gram block ``Z[rows] @ Z.T`` per query block proposes the MIPS,
+MCSS and NNS ranking keys, and every decision within the float32 error bound
+is re-scored in float64 from the float64 vectors (:mod:`soundsim.search`), so
+the rankings are those of a float64 computation; for each search the block's
+top-K, ranks beyond the top-K and all metrics are computed right away
+(:class:`soundsim.metrics.MetricAccumulator`). No N x N matrix and no full
+ranking is ever stored.
 
 Each setting writes ``OUT/agg-<a>_pca-<p>_search-<s>/``:
 
@@ -513,7 +516,8 @@ def _summary(
             "steps": P.PROCESSING[pca_info.get("order", "l2-pca")] + (" -> cosine (L2 again)" if search == "mcss"
                                                                       else ""),
         },
-        "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE, "dtype": "float32"},
+        "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE,
+                   "dtype": "float32 candidates, float64 decisions"},
         "embeddings": {
             "path": emb.path,
             "model": emb.attrs.get("model"),

@@ -53,7 +53,8 @@ Choices soundsim makes where the reference leaves it open:
   names the clip(s); remove them from the collection. The same holds for a PCA
   output row that is exactly zero when the search is MCSS.
 * Aggregation and normalisation are computed in float64 (the reference reads
-  JSON floats as float64); :func:`process` returns float32 for the search.
+  JSON floats as float64); :func:`process` returns float64: the search
+  proposes candidates in float32 and decides in float64 (:mod:`soundsim.search`).
 """
 
 from __future__ import annotations
