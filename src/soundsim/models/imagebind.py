@@ -53,8 +53,8 @@ The mean is not re-normalised (ImageBind's output, which the authors stored).
 
 Long clips: the three 2 s clips are spread over the whole clip (only 6 s of it
 are heard), deterministic; only their samples are copied (not the whole
-waveform), so memory does not grow with the clip's length. Short clips: no padding by extraction (``min_duration``
-0); the fbank padding above handles them (ImageBind itself fails on clips
+waveform), so memory does not grow with the clip's length. Short clips: no
+padding by extraction (``min_duration`` 0); the fbank padding above handles them (ImageBind itself fails on clips
 shorter than one 25 ms frame; soundsim embeds the all-padding input).
 
 Numerical check (done once, not part of the tests): a random audio branch
