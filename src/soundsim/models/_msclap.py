@@ -38,9 +38,10 @@ one. soundsim is deterministic instead (:func:`windows`):
 Each window gives one row (frame-level output, hop = ``duration``); aggregate over
 rows for a clip-level vector (a clip up to ``duration`` seconds has one row, exactly
 msclap's embedding). The windows are cut and embedded ``batch_size`` (option, default 8)
-at a time, so memory per clip is bounded whatever its length (about 1 GB at most for
-a batch of eight 7 s windows through HTS-AT); another batch size changes the rows at
-float rounding level only. The spectrogram front end (torchlibrosa STFT + log-mel, window
+at a time, so memory per clip is bounded whatever its length (measured on one CPU core:
+about 0.6 GB of activations for a batch of eight 7 s windows through HTS-AT, 0.4 GB for
+eight 5 s windows through Cnn14; ``benchmarks/bench_memory.py``); another batch size
+changes the rows at float rounding level only. The spectrogram front end (torchlibrosa STFT + log-mel, window
 1024, hop 320) is part of the encoder, as in msclap. Mind msclap's HTS-AT: its
 front end is built from ``msclap.models.config`` (32 kHz mel filters, 50-14000 Hz),
 not from the YAML; the STFT and mel matrices are stored in the checkpoints
