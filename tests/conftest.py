@@ -229,3 +229,20 @@ def extract_offline(env: str, manifest: Path, model: str, variation: str, out: P
     """Extract ``manifest`` with one model/variation as one shard and merge it into ``out``,
     in environment ``env`` with networking disabled (see :func:`run_offline`)."""
     run_offline(env, EXTRACT_ONE_SHARD, str(manifest), model, variation, str(out), str(weights or ""))
+
+
+def brute_force_keys(Z: np.ndarray, search: str) -> np.ndarray:
+    """Float64 keys (N, N), higher = better, the query's own entry -inf:
+    <a,b>, <a,b>/(|a||b|), 2<a,b> - |b|^2 with <a,b> = sum_i a_i b_i and
+    |b|^2 = sum_i b_i^2 from numpy's sum-of-products loop over two float64
+    rows (as soundsim.search defines the exact keys; identical vectors get
+    identical keys)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", Z, Z)
+    norm = np.sqrt(sq)
+    out = np.empty((len(Z), len(Z)))
+    for q in range(len(Z)):
+        d = np.einsum("ij,ij->i", np.repeat(Z[q][None, :], len(Z), axis=0), Z)
+        out[q] = {"mips": d, "mcss": d / (norm[q] * norm), "nns": 2 * d - sq}[search]
+        out[q, q] = -np.inf
+    return out

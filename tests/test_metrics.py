@@ -23,6 +23,8 @@ from soundsim.metrics import (
     metrics_from_scores,
 )
 
+from conftest import brute_force_keys
+
 # ---------------------------------------------------------------------------
 # AP@N of single rankings: the reference implementation's own test vectors
 # (code/lib/metrics/mAP.py, test_average_precision_at_n)
@@ -185,21 +187,6 @@ def plain_metrics(keys: np.ndarray, labels: list[list[str]], cutoffs: list[int])
             for c in cutoffs:
                 micro[c].append(ap(rel, c, c))
     return per_label, micro, rankings
-
-
-def brute_force_keys(Z: np.ndarray, search: str) -> np.ndarray:
-    """Float64 keys (N, N) from the float64 vectors, higher = better: <a,b>,
-    <a,b>/(|a||b|), 2<a,b> - |b|^2, with <a,b> = sum_i a_i b_i from numpy's
-    sum-of-products loop over two float64 rows (as soundsim.search defines
-    the exact keys)."""
-    Z = np.asarray(Z, dtype=np.float64)
-    sq = np.einsum("ij,ij->i", Z, Z)
-    norm = np.sqrt(sq)
-    out = np.empty((len(Z), len(Z)))
-    for q in range(len(Z)):
-        d = np.einsum("ij,ij->i", np.repeat(Z[q][None, :], len(Z), axis=0), Z)
-        out[q] = {"mips": d, "mcss": d / (norm[q] * norm), "nns": 2 * d - sq}[search]
-    return out
 
 
 def near_ties(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
