@@ -375,29 +375,7 @@ def extract_shard(
             done = journal.done(keys)
         if journal.dim is None:
             journal.dim = inf.dim_of(variation)
-        ok, failed, failed_keys, parts = [], [], [], []
-        reader = store.RowReader(prev.path) if prev is not None and reused else None
-        try:
-            for f in fnames:
-                k = keys[f]
-                if f in done:
-                    rec = done[f]
-                    if rec.reason is not None:
-                        failed.append((f, rec.reason))
-                        failed_keys.append(k or "")
-                        continue
-                    parts.append(journal.read(rec))
-                elif prev is not None and k in prev.failed:
-                    failed.append((f, prev.failed[k]))
-                    failed_keys.append(k)
-                    continue
-                else:
-                    assert reader is not None and prev is not None and k is not None
-                    parts.append(reader.rows(*prev.rows[k]))
-                ok.append(f)
-        finally:
-            if reader is not None:
-                reader.close()
+        ok, parts, failed, failed_keys = _collect(fnames, keys, done, journal, prev)
         dim = parts[0].shape[1] if parts else journal.dim
         emb = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)
@@ -412,6 +390,38 @@ def extract_shard(
                  out, len(ok), emb.shape[0], len(reused), len(todo), len(fnames) - len(todo) - len(reused),
                  len(failed))
     return out
+
+
+def _collect(fnames: Sequence[str], keys: Mapping[str, str | None], done: Mapping[str, Record], journal: Journal,
+             prev: Previous | None) -> tuple[list[str], list[np.ndarray], list[tuple[str, str]], list[str]]:
+    """A shard's clips in manifest order, each from the journal (embedded by
+    this or an interrupted run) or from the previous file (reused): (embedded
+    fnames, their rows, failed (fname, reason), failed keys)."""
+    ok: list[str] = []
+    parts: list[np.ndarray] = []
+    failed: list[tuple[str, str]] = []
+    failed_keys: list[str] = []
+    reader = store.RowReader(prev.path) if prev is not None and any(f not in done for f in fnames) else None
+    try:
+        for f in fnames:
+            k = keys[f]
+            rec = done.get(f)
+            reason = rec.reason if rec is not None else (prev.failed.get(k) if prev and k else None)
+            if reason is not None:
+                failed.append((f, reason))
+                failed_keys.append(k or "")
+                continue
+            if rec is not None:
+                parts.append(journal.read(rec))
+            elif reader is not None and prev is not None and k in prev.rows:
+                parts.append(reader.rows(*prev.rows[k]))
+            else:
+                raise SoundsimError(f"{journal.folder}: clip {f!r} is neither embedded nor reusable (a bug)")
+            ok.append(f)
+    finally:
+        if reader is not None:
+            reader.close()
+    return ok, parts, failed, failed_keys
 
 
 def _attrs(inf: models.ModelInfo, variation: str, weights: str | None, device: str,
