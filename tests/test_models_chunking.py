@@ -47,3 +47,42 @@ def test_aisfx_batch_size_option():
         models.load("aisfx", options={"batch_size": 0})
     with pytest.raises(TypeError, match="aisfx takes only the option 'batch_size'"):
         models.load("aisfx", options={"chunk": 1})
+
+
+def _imagebind_features_whole_copy(embedder, y: np.ndarray):
+    """ImageBind's features as soundsim computed them before issue 12: on a copy of the whole waveform."""
+    import torch
+
+    from soundsim.models import imagebind as ib
+    from soundsim.models._kaldi import fbank_torch
+
+    buf = torch.tensor(y)
+    out = []
+    for start, end in ib.clip_bounds(buf.numel()):
+        clip = buf[start:end]
+        if clip.numel():
+            clip -= clip.mean()
+        fbank = fbank_torch(clip.numpy(), ib.SAMPLE_RATE, ib.NUM_MEL_BINS, "hanning").transpose(0, 1)
+        p = ib.TARGET_LENGTH - fbank.shape[1]
+        fbank = torch.nn.functional.pad(fbank, (0, p)) if p > 0 else fbank[:, : ib.TARGET_LENGTH]
+        out.append((fbank.unsqueeze(0) - torch.tensor(ib.FBANK_MEAN)) / torch.tensor(ib.FBANK_STD))
+    return torch.stack(out, dim=0)
+
+
+@pytest.mark.parametrize("seconds", [0.5, 3.3, 100.0])
+def test_imagebind_copies_only_its_three_clips(tmp_path, seconds):
+    """Long clips: only the three 2 s clips are copied (overlapping ones share a copy, so the
+    in-place mean removal is ImageBind's): the features of the whole-waveform copy, bit for bit."""
+    import torch
+
+    from test_models_imagebind import imagebind_state
+
+    from soundsim.models import imagebind as ib
+
+    ckpt = tmp_path / "imagebind_huge.pth"
+    torch.save(imagebind_state(), ckpt)
+    emb = models.load("imagebind", weights=str(ckpt)).embedder
+    y = chirp(seconds, ib.SAMPLE_RATE, 3) + np.float32(0.1)  # a DC offset: the mean removal matters
+    torch.testing.assert_close(emb.features(y), _imagebind_features_whole_copy(emb, y.copy()), rtol=0, atol=0)
+    copies = {id(buf): buf for _, _, (_, buf) in ib._spans(y, ib.clip_bounds(len(y)))}
+    assert sum(b.numel() for b in copies.values()) <= min(len(y), 3 * 2 * ib.SAMPLE_RATE)
