@@ -2,7 +2,7 @@
 the rows of the single-batch computation (to float rounding) and never hold a whole-clip
 intermediate. Models whose own test file holds the fixtures are tested there
 (``test_models_beats.py``, ``test_models_msclap.py``, ...); this file covers the main-env
-models without a test file of their own (aisfx) and the shared helpers."""
+models without a test file of their own (aisfx) and ImageBind's clip copies."""
 
 from __future__ import annotations
 
