@@ -12,7 +12,13 @@ from soundsim import provenance
 from soundsim.config import load_yaml, validate_config
 from soundsim.errors import ConfigError
 from soundsim.fingerprint import weights_fingerprint
-from soundsim.layout import Layout, SUMMARY_TABLES, FIGURES, grid_figure_name, setting_name
+from soundsim.layout import (
+    Layout,
+    SUMMARY_TABLES,
+    FIGURES,
+    grid_figure_name,
+    setting_name,
+)
 from soundsim.listen.db import rated_systems
 
 # 1. soundsim's check: every problem, each naming the key and the allowed values.
@@ -99,8 +105,9 @@ def _warn_once(msg):
 
 
 def processing_settings(name):
-    """(aggregation, PCA) pairs a model is evaluated under (soundsim.plan.processing_settings:
-    PCA sizes above the model's dimension or the number of clips are left out, with a warning)."""
+    """(aggregation, PCA) pairs a model is evaluated under (soundsim.plan.processing_settings):
+    PCA sizes above the model's dimension or the number of clips are left out, with a warning.
+    """
     return plan.processing_settings(name, GRID, N_CLIPS, _warn_once)
 
 

@@ -3,6 +3,7 @@
 # tables/listening.csv (+ .json: Spearman correlations) and figures/listening.png/.pdf.
 # `rule all` never asks for it: without a ratings database the default DAG is unchanged.
 
+
 localrules:
     listening,
     listening_summary,
