@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_evaluate import FSD50K_EVAL_CLIPS, ONTOLOGY, assign_labels, label_tree  # noqa: E402
 
+from soundsim import layout as L  # noqa: E402
 from soundsim import stats as St  # noqa: E402
 from soundsim import tables as T  # noqa: E402
 
@@ -97,18 +98,20 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         metrics = Path(tmp) / "metrics"
-        fixed, best = "agg-mean_pca-100_search-mcss", "agg-mean_pca-200_search-mcss"
+        fixed, best = L.setting_name("mean", 100, "mcss"), L.setting_name("mean", 200, "mcss")
         t0 = time.perf_counter()
+        settings = []
         for name, df in frames.items():
             for setting in (fixed, best):
-                p = T.per_query_path(metrics, name, "v", setting)
-                p.parent.mkdir(parents=True, exist_ok=True)
-                df.to_parquet(p, index=False)
+                files = L.setting_files(metrics, name, "v", setting)
+                files.dir.mkdir(parents=True, exist_ok=True)
+                df.to_parquet(files.per_query, index=False)
+                settings.append(files)
         t_write = time.perf_counter() - t0
         models = pd.DataFrame({"model": list(frames), "variation": "v", "setting": fixed, "best_setting": best,
                                "note": ""})
         t0, c0 = time.perf_counter(), time.process_time()
-        table = T.pairwise_table(metrics, models, args.resamples, seed=args.seed)
+        table = T.pairwise_table(settings, models, args.resamples, seed=args.seed)
         t_tab, c_tab = time.perf_counter() - t0, time.process_time() - c0
         print(f"tables.pairwise_table from {2 * len(frames)} per_query.parquet files, both comparisons "
               f"({len(table)} rows): {t_tab:.2f} s (CPU {c_tab:.2f} s; writing the files: {t_write:.1f} s)")
@@ -118,15 +121,16 @@ def main() -> int:
             rows = []
             for name in frames:
                 for k in range(args.grid):
-                    setting = f"agg-mean_pca-{k}_search-mcss"
-                    p = T.per_query_path(metrics, name, "v", setting)
-                    if not p.exists():
-                        p.parent.mkdir(parents=True, exist_ok=True)
-                        frames[name].to_parquet(p, index=False)
+                    setting = L.setting_name("mean", k, "mcss")
+                    files = L.setting_files(metrics, name, "v", setting)
+                    if not files.per_query.exists():
+                        files.dir.mkdir(parents=True, exist_ok=True)
+                        frames[name].to_parquet(files.per_query, index=False)
+                    settings.append(files)
                     rows.append({"model": name, "variation": "v", "setting": setting, "map@15": 0.0,
                                  "map@150": 0.0, "mr1": 0.0})
             t0, c0 = time.perf_counter(), time.process_time()
-            T.add_intervals(pd.DataFrame(rows), metrics, args.resamples, seed=args.seed)
+            T.add_intervals(pd.DataFrame(rows), settings, args.resamples, seed=args.seed)
             t_grid, c_grid = time.perf_counter() - t0, time.process_time() - c0
             print(f"tables.add_intervals, {len(rows)} settings (all_settings.csv): {t_grid:.2f} s "
                   f"(CPU {c_grid:.2f} s)")

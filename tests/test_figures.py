@@ -15,8 +15,10 @@ import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from soundsim import figures as F  # noqa: E402
+from soundsim import layout as L  # noqa: E402
 from soundsim import tables as T  # noqa: E402
 from soundsim.evaluate import evaluate_grid  # noqa: E402
+from soundsim.fileutil import write_csv_atomic  # noqa: E402
 from soundsim.store import read_embeddings, write_embeddings  # noqa: E402
 
 LABELS = ["Bark", "Meow", "Rain", "Wind"]
@@ -44,11 +46,18 @@ def metrics_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tabs(metrics_dir) -> dict[str, pd.DataFrame]:
-    df = T.collect(metrics_dir)
+def settings(metrics_dir) -> list[L.SettingFiles]:
+    return L.find_settings(metrics_dir)
+
+
+@pytest.fixture(scope="module")
+def tabs(settings) -> dict[str, pd.DataFrame]:
+    """Every table make_figures draws from (PCA 5 as the fixed setting, so all figures have data)."""
+    df = T.add_intervals(T.collect(settings), settings, n_resamples=100)
     models = T.models_table(df, registry={}, pca="5")
-    return {"all_settings": df, "models": models, "families": T.families_table(metrics_dir, models),
-            "labels": T.labels_table(metrics_dir, models)}
+    return {"all_settings": df, "best_settings": T.best_settings(df), "models": models,
+            "families": T.families_table(settings, models), "labels": T.labels_table(settings, models),
+            "pairwise": T.pairwise_table(settings, models, n_resamples=100)}
 
 
 def _check_files(paths: list[Path], min_px: int = 200, max_px: int = 12000) -> None:
@@ -66,12 +75,21 @@ def _check_files(paths: list[Path], min_px: int = 200, max_px: int = 12000) -> N
     assert plt.get_fignums() == []  # nothing left in pyplot's registry
 
 
+def _red_pixels(img: np.ndarray) -> int:
+    """Pixels of the red frame (viridis has no pure red)."""
+    return int(((img[..., 0] > 0.9) & (img[..., 1] < 0.1) & (img[..., 2] < 0.1)).sum())
+
+
 def test_grid_heatmap(tabs, tmp_path):
     df = tabs["all_settings"]
     one = df[(df["model"] == "framey") & (df["variation"] == "v1")]
-    paths = F.grid_heatmap(one, tmp_path / "grid.png", "toy")
+    paths = F.grid_heatmap(one, tmp_path / "grid.png", "toy", best="agg-max_pca-5_search-nns")
     assert paths == [tmp_path / "grid.png", tmp_path / "grid.pdf"]
     _check_files(paths)
+    unframed = F.grid_heatmap(one, tmp_path / "grid_unframed", "toy")  # no best setting given: no red box
+    framed_png, unframed_png = mpimg.imread(paths[0]), mpimg.imread(unframed[0])
+    assert framed_png.shape == unframed_png.shape
+    assert _red_pixels(framed_png) > 100 and _red_pixels(unframed_png) == 0
     table = F.grid_table(one)
     assert list(table.index) == ["MIPS", "MCSS", "NNS"]
     assert list(table.columns) == ["mean / PCA 5", "mean / no PCA", "median / PCA 5", "median / no PCA",
@@ -92,18 +110,19 @@ def test_family_heatmap(tabs, tmp_path):
 
 
 def test_model_comparison(tabs, tmp_path):
-    models = tabs["models"].copy()
+    models = tabs["models"][[c for c in tabs["models"].columns if not c.endswith(("_lo", "_hi"))]].copy()
     _check_files(F.model_comparison(models, tmp_path / "models", "toy"))
     models.loc[0, ["map@5", "map@15", "mr1"]] = np.nan  # fixed setting not evaluated: drawn as n/a
     models["paper_map@15"] = [0.3, np.nan]
     _check_files(F.model_comparison(models, tmp_path / "models_nan", "toy"))
 
 
-def test_per_label_small_and_large(tabs, metrics_dir, tmp_path):
+def test_per_label_small_and_large(tabs, tmp_path):
     small = F.per_label(tabs["labels"], tmp_path / "labels", "toy")
     _check_files(small)
-    via_dir = F.per_label(metrics_dir, tmp_path / "labels_dir", "toy", models_df=tabs["models"])
-    _check_files(via_dir)
+    path = write_csv_atomic(tabs["labels"], tmp_path / "labels.csv")  # as the tables rule writes it
+    via_file = F.per_label(path, tmp_path / "labels_file", "toy")
+    _check_files(via_file)
     table = F.per_label_table(tabs["labels"])
     assert set(table.index) == set(LABELS) and list(table.columns) == ["clippy", "framey"]
     means = table.mean(axis=1).to_numpy()
@@ -133,8 +152,8 @@ def test_empty_input_raises_a_clear_error(tabs, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_make_figures(metrics_dir, tabs, tmp_path):
-    paths = F.make_figures(metrics_dir, tabs, tmp_path / "figs", collection="toy")
+def test_make_figures(tabs, tmp_path):
+    paths = F.make_figures(tabs, tmp_path / "figs", collection="toy")
     names = sorted(str(p.relative_to(tmp_path / "figs")) for p in paths)
     assert names == sorted([
         "grid/clippy__only.png", "grid/clippy__only.pdf", "grid/framey__v1.png", "grid/framey__v1.pdf",
@@ -143,20 +162,44 @@ def test_make_figures(metrics_dir, tabs, tmp_path):
     _check_files(paths)
 
 
-def test_make_figures_from_table_files_with_placeholders(metrics_dir, tmp_path):
+def test_make_figures_needs_every_table_and_recomputes_none(tabs, tmp_path):
+    for key in F.FIGURE_TABLES:
+        partial = {k: v for k, v in tabs.items() if k != key}
+        with pytest.raises(F.FiguresError, match=f"table '{key}' not given"):
+            F.make_figures(partial, tmp_path / "figs")
+    with pytest.raises(F.FiguresError, match=r"nowhere/pairwise\.csv: table not found"):
+        F.make_figures({**tabs, "pairwise": tmp_path / "nowhere" / "pairwise.csv"}, tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
+
+
+def test_make_figures_frames_the_best_setting_of_best_settings_csv(tabs, tmp_path):
+    """The red box of Fig. 1 is the setting best_settings.csv names (figures do not choose it)."""
+    best = tabs["best_settings"].copy()
+    i = best.index[best["model"] == "clippy"][0]
+    other = "agg-none_pca-5_search-mips" if best.loc[i, "setting"] != "agg-none_pca-5_search-mips" else \
+        "agg-none_pca-none_search-nns"
+    grid = tabs["all_settings"]
+    clip = grid[grid["model"] == "clippy"]
+    F.make_figures({**tabs, "best_settings": best.assign(setting=best["setting"].where(best.index != i, other))},
+                   tmp_path / "a", collection="toy")
+    F.grid_heatmap(clip, tmp_path / "want", "toy", best=other)
+    np.testing.assert_array_equal(mpimg.imread(tmp_path / "a" / "grid" / "clippy__only.png"),
+                                  mpimg.imread(tmp_path / "want.png"))
+
+
+def test_make_figures_from_table_files_with_placeholders(settings, tmp_path):
     # the paper's fixed setting (PCA 100) was not evaluated: no family / label data -> placeholder figures
-    tables = T.write_tables(metrics_dir, tmp_path / "tables", registry={}, n_resamples=100)
-    paths = F.make_figures(metrics_dir, tables, tmp_path / "figs", confidence=0.95)
+    tables = T.write_tables(settings, tmp_path / "tables", registry={}, n_resamples=100)
+    paths = F.make_figures(tables, tmp_path / "figs", confidence=0.95)
     assert len(paths) == 14  # the significance matrix compares the models at their best settings
     _check_files(paths, min_px=100)
 
 
-def test_model_comparison_error_bars_and_significance_matrix(metrics_dir, tabs, tmp_path):
-    ci = T.add_intervals(tabs["all_settings"], metrics_dir, n_resamples=100)
-    models = T.models_table(ci, registry={}, pca="5")
+def test_model_comparison_error_bars_and_significance_matrix(settings, tabs, tmp_path):
+    models = tabs["models"]
     assert {"map@15_lo", "best_mr1_hi"} <= set(models.columns)
     _check_files(F.model_comparison(models, tmp_path / "models", "toy"))
-    pw = T.pairwise_table(metrics_dir, models, n_resamples=100)
+    pw = T.pairwise_table(settings, models, n_resamples=100)
     _check_files(F.significance_matrix(pw, tmp_path / "sig", "toy", confidence=0.95))
     diff, p, sig = F.significance_tables(pw, "fixed", "map@15")
     assert list(diff.index) == list(diff.columns) and len(diff) == 2

@@ -58,6 +58,7 @@ def build_results(root: Path) -> Path:
     from soundsim import store, tables
     from soundsim.evaluate import evaluate_grid
     from soundsim.fingerprint import file_fingerprint
+    from soundsim.layout import find_settings
     from soundsim.manifest import MANIFEST_COLUMNS
 
     res = root / "results" / COLLECTION
@@ -89,7 +90,7 @@ def build_results(root: Path) -> Path:
                                {"model": model, "variation": variation, "level": "clip"})
         evaluate_grid(store.read_embeddings(emb_path), manifest, {}, aggregations=["none"], pcas=["none"],
                       searches=["mcss", "nns"], out_dir=res / "metrics" / model / variation)
-    tables.write_tables(res / "metrics", res / "tables", collection=COLLECTION)
+    tables.write_tables(find_settings(res / "metrics"), res / "tables", collection=COLLECTION)
     return res
 
 

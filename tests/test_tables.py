@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from soundsim import layout as L
 from soundsim import tables as T
 from soundsim.evaluate import evaluate_grid
 from soundsim.models import ModelInfo, PaperInfo
@@ -62,8 +63,13 @@ def metrics_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def df(metrics_dir) -> pd.DataFrame:
-    return T.collect(metrics_dir)
+def settings(metrics_dir) -> list[L.SettingFiles]:
+    return L.find_settings(metrics_dir)
+
+
+@pytest.fixture(scope="module")
+def df(settings) -> pd.DataFrame:
+    return T.collect(settings)
 
 
 def _summary(metrics_dir: Path, model: str, variation: str, setting: str) -> dict:
@@ -106,26 +112,44 @@ def test_collect_is_sorted_in_grid_order(df):
 
 
 def test_collect_errors_name_the_file(tmp_path, metrics_dir):
-    with pytest.raises(T.TablesError, match="not found"):
-        T.collect(tmp_path / "nowhere")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(T.TablesError, match="no evaluated settings found"):
-        T.collect(tmp_path / "empty")
+    with pytest.raises(T.TablesError, match="no evaluated settings given"):
+        T.collect([])
+    nowhere = L.setting_files(tmp_path / "nowhere", "clippy", "only", "agg-none_pca-5_search-mcss")
+    with pytest.raises(L.SummaryError, match=r"nowhere/clippy/only/agg-none_pca-5_search-mcss/summary\.json: "
+                                             "summary.json not found"):
+        T.collect([nowhere])
     bad = tmp_path / "bad"
     shutil.copytree(metrics_dir / "clippy", bad / "clippy")
     target = bad / "clippy" / "only" / "agg-none_pca-5_search-mcss" / "summary.json"
     target.write_text("{ not json")
-    with pytest.raises(T.TablesError, match=r"agg-none_pca-5_search-mcss/summary\.json: malformed"):
-        T.collect(bad)
+    with pytest.raises(L.SummaryError, match=r"agg-none_pca-5_search-mcss/summary\.json: malformed"):
+        T.collect(L.find_settings(bad))
     target.write_text(json.dumps({"setting": {"aggregation": "none", "pca": "5", "search": "mcss"},
                                   "counts": {"n_clips": 3}}))
-    with pytest.raises(T.TablesError, match="no 'macro' object"):
-        T.collect(bad)
+    with pytest.raises(L.SummaryError, match="no 'macro' object"):
+        T.collect(L.find_settings(bad))
     s = _summary(metrics_dir, "clippy", "only", "agg-none_pca-5_search-mcss")
     s["macro"]["map@5"] = "high"
     target.write_text(json.dumps(s))
-    with pytest.raises(T.TablesError, match=r"summary\.json: malformed.*'high'"):
-        T.collect(bad)
+    with pytest.raises(L.SummaryError, match=r"summary\.json: malformed.*'high'"):
+        T.collect(L.find_settings(bad))
+    s["macro"]["map@5"] = 0.5
+    s["setting"]["pca"] = "7"  # a summary copied into another setting's folder
+    target.write_text(json.dumps(s))
+    with pytest.raises(L.SummaryError, match="its setting agg-none_pca-7_search-mcss does not match its folder"):
+        T.collect(L.find_settings(bad))
+
+
+def test_collect_reads_only_the_given_settings(tmp_path, metrics_dir, settings, df):
+    """Settings not given are not read, even when their folders sit beside the given ones."""
+    d = tmp_path / "m"
+    shutil.copytree(metrics_dir, d)
+    (d / "clippy" / "only" / "agg-none_pca-5_search-nns" / "summary.json").write_text("{ broken")
+    given = [s for s in L.find_settings(d) if s.setting != "agg-none_pca-5_search-nns" and s.model == "clippy"]
+    out = T.collect(given)
+    assert sorted(out["setting"]) == sorted(s.setting for s in given) and set(out["model"]) == {"clippy"}
+    want = df[(df.model == "clippy") & (df.setting != "agg-none_pca-5_search-nns")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(out, want)
 
 
 def test_collect_mixed_cutoffs_give_nan(tmp_path, metrics_dir):
@@ -135,7 +159,7 @@ def test_collect_mixed_cutoffs_give_nan(tmp_path, metrics_dir):
     s = json.loads(f.read_text())
     s["macro"]["map@150"] = 0.5
     f.write_text(json.dumps(s))
-    out = T.collect(d)
+    out = T.collect(L.find_settings(d))
     assert T.metric_columns(out) == ["map@5", "map@15", "map@150", "mr1"]
     assert out["map@150"].notna().sum() == 1
 
@@ -219,9 +243,9 @@ def test_models_table_unregistered_models_and_paper_columns(df):
 # --------------------------------------------------------------------------- families / labels
 
 
-def test_families_table_equals_per_family_csv(metrics_dir, df):
+def test_families_table_equals_per_family_csv(metrics_dir, settings, df):
     models = T.models_table(df, _registry(), pca="5")
-    fam = T.families_table(metrics_dir, models)
+    fam = T.families_table(settings, models)
     assert list(fam.columns) == ["model", "variation", "setting", "family", "n_labels", "map@5", "map@15", "mr1"]
     assert sorted(set(fam["model"])) == ["clippy", "framey"]
     for _, r in models.iterrows():
@@ -230,23 +254,27 @@ def test_families_table_equals_per_family_csv(metrics_dir, df):
         want = want.sort_values("family").reset_index(drop=True)
         pd.testing.assert_frame_equal(got, want, check_dtype=False)
         assert set(fam.loc[fam["model"] == r["model"], "variation"]) == {r["variation"]}
-    labels = T.labels_table(metrics_dir, models)
+    labels = T.labels_table(settings, models)
     assert len(labels) == 2 * len(LABELS) and set(labels["label"]) == set(LABELS)
+    # a model whose setting is not among the given settings is left out (its files are not read)
+    only_framey = [s for s in settings if s.model == "framey"]
+    assert set(T.families_table(only_framey, models)["model"]) == {"framey"}
+    assert set(T.labels_table(only_framey, models)["model"]) == {"framey"}
 
 
-def test_families_table_without_fixed_setting_is_empty(metrics_dir, df):
+def test_families_table_without_fixed_setting_is_empty(settings, df):
     models = T.models_table(df, _registry())  # PCA 100 was not evaluated
-    fam = T.families_table(metrics_dir, models)
+    fam = T.families_table(settings, models)
     assert len(fam) == 0 and {"model", "family"} <= set(fam.columns)
 
 
 # --------------------------------------------------------------------------- files
 
 
-def test_write_tables(metrics_dir, df, tmp_path):
+def test_write_tables(settings, df, tmp_path):
     paper = tmp_path / "table2.csv"
     paper.write_text("modality,model,objective,params,data_size,dims,map@15,map@150,mr1\nA,Clippy,-,-,-,8,0.1,0.05,40\n")
-    paths = T.write_tables(metrics_dir, tmp_path / "tables", paper_table2=paper, registry=_registry())
+    paths = T.write_tables(settings, tmp_path / "tables", paper_table2=paper, registry=_registry())
     assert set(paths) == {"all_settings", "best_settings", "models", "models_md", "families", "labels",
                           "pairwise"}
     assert all(p.is_file() for p in paths.values())
@@ -287,16 +315,16 @@ def test_models_markdown_formats_values(df):
 # --------------------------------------------------------------------------- intervals and pairwise tests
 
 
-def test_add_intervals_brackets_the_summary_values(metrics_dir, df):
-    ci = T.add_intervals(df, metrics_dir, n_resamples=200, seed=3)
+def test_add_intervals_brackets_the_summary_values(settings, df):
+    ci = T.add_intervals(df, settings, n_resamples=200, seed=3)
     for m in ("map@5", "map@15", "mr1"):
         lo, hi = ci[f"{m}_lo"].to_numpy(float), ci[f"{m}_hi"].to_numpy(float)
         v = ci[m].to_numpy(float)
         assert np.isfinite(lo).all() and (lo <= v + 1e-12).all() and (v <= hi + 1e-12).all(), m
         assert (hi > lo).any()
-    again = T.add_intervals(df, metrics_dir, n_resamples=200, seed=3)
+    again = T.add_intervals(df, settings, n_resamples=200, seed=3)
     pd.testing.assert_frame_equal(ci, again)  # same seed, same intervals
-    other = T.add_intervals(df, metrics_dir, n_resamples=200, seed=4)
+    other = T.add_intervals(df, settings, n_resamples=200, seed=4)
     assert not np.array_equal(ci["map@15_lo"].to_numpy(), other["map@15_lo"].to_numpy())
 
 
@@ -305,13 +333,17 @@ def test_add_intervals_without_per_query_files_is_nan(tmp_path, metrics_dir, df)
     shutil.copytree(metrics_dir, copy)
     for f in copy.rglob("per_query.parquet"):
         f.unlink()
-    ci = T.add_intervals(df, copy, n_resamples=50)
+    ci = T.add_intervals(df, L.find_settings(copy), n_resamples=50)
     assert ci["map@15_lo"].isna().all() and ci["mr1_hi"].isna().all()
     np.testing.assert_array_equal(ci["map@15"].to_numpy(), df["map@15"].to_numpy())
+    # settings not given get no interval either (their per_query files are not read)
+    ci = T.add_intervals(df, [s for s in L.find_settings(metrics_dir) if s.model == "clippy"], n_resamples=50)
+    assert ci.loc[ci.model == "framey", "map@15_lo"].isna().all()
+    assert ci.loc[ci.model == "clippy", "map@15_lo"].notna().all()
 
 
-def test_models_and_best_tables_carry_intervals(metrics_dir, df):
-    ci = T.add_intervals(df, metrics_dir, n_resamples=100)
+def test_models_and_best_tables_carry_intervals(settings, df):
+    ci = T.add_intervals(df, settings, n_resamples=100)
     models = T.models_table(ci, _registry(), pca="5")
     best = T.best_settings(ci)
     for _, r in models.iterrows():
@@ -326,10 +358,10 @@ def test_models_and_best_tables_carry_intervals(metrics_dir, df):
     assert "_lo" not in md
 
 
-def test_pairwise_table(metrics_dir, df):
-    ci = T.add_intervals(df, metrics_dir, n_resamples=100)
+def test_pairwise_table(settings, df):
+    ci = T.add_intervals(df, settings, n_resamples=100)
     models = T.models_table(ci, _registry(), pca="5")  # PCA 5 as the fixed setting: every model has it
-    pw = T.pairwise_table(metrics_dir, models, n_resamples=300, seed=1)
+    pw = T.pairwise_table(settings, models, n_resamples=300, seed=1)
     assert list(pw["comparison"].unique()) == ["fixed", "best"]
     assert len(pw) == 2 * 3 * 1  # 2 models -> 1 pair, 3 metrics, 2 comparisons
     assert set(pw["metric"]) == {"map@5", "map@15", "mr1"}
@@ -342,13 +374,14 @@ def test_pairwise_table(metrics_dir, df):
         assert r.diff_lo <= r.diff <= r.diff_hi and 0 <= r.p <= r.p_holm <= 1 and r.same_queries
     assert pw["p_holm"].equals(pw["p"])  # one pair per family: Holm changes nothing
     # the default models table (PCA 100 missing): only the best comparison remains
-    pw2 = T.pairwise_table(metrics_dir, T.models_table(ci, _registry()), n_resamples=50)
+    pw2 = T.pairwise_table(settings, T.models_table(ci, _registry()), n_resamples=50)
     assert list(pw2["comparison"].unique()) == ["best"]
-    assert T.pairwise_table(metrics_dir, T.models_table(ci[ci.model == "clippy"], _registry())).empty
+    assert T.pairwise_table(settings, T.models_table(ci[ci.model == "clippy"], _registry())).empty
+    assert T.pairwise_table([s for s in settings if s.model == "clippy"], models).empty  # framey's files not given
 
 
-def test_write_tables_pairwise_file(metrics_dir, tmp_path):
-    paths = T.write_tables(metrics_dir, tmp_path / "tables", registry=_registry(), n_resamples=100, seed=2)
+def test_write_tables_pairwise_file(settings, tmp_path):
+    paths = T.write_tables(settings, tmp_path / "tables", registry=_registry(), n_resamples=100, seed=2)
     pw = T.read_table(paths["pairwise"])
     assert list(pw.columns[:8]) == ["comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
                                     "b_setting"]

@@ -9,6 +9,8 @@
     soundsim evaluate EMB.h5 --ground-truth GT.csv [--families F.json] [--aggregation ...] [--pca ...]
              [--search ...] [--cutoffs 15 150] --out DIR [--seed 0] [--intersect]
     soundsim listen [--collection demo] [--results results] [--host 127.0.0.1] [--port 8000] [--config ...]
+    soundsim tables [--config config.yaml]
+    soundsim figures [--config config.yaml]
 
 Errors in the user's input (config, collection, audio) print one clear message
 and exit with status 2; ``--debug`` shows the traceback.
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from soundsim import __version__
 from soundsim.errors import SoundsimError
+from soundsim.layout import PROCESSING_PATTERN, SETTING_PATTERN
 
 log = logging.getLogger("soundsim")
 
@@ -216,6 +219,76 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from soundsim import plan, tables
+    from soundsim.config import load_config
+    from soundsim.layout import Layout, missing_files
+
+    cfg = load_config(args.config, args.schema)
+    lay = Layout.from_config(cfg)
+    settings = plan.configured_settings(cfg, plan.expected_clips(cfg))
+    if not settings:
+        raise SoundsimError(f"{args.config}: no model is enabled (models:): nothing to tabulate")
+    needed = [s.file(k) for s in settings for k in ("summary", "per_label", "per_family", "per_query")]
+    missing = missing_files(needed)
+    if missing:
+        raise SoundsimError(
+            f"{missing[0]} not found ({len(missing)} of the {len(needed)} metrics files of the {len(settings)} "
+            "configured settings are missing): evaluate first (snakemake, or soundsim evaluate)"
+        )
+    ev = cfg["evaluation"]
+    paths = tables.write_tables(
+        settings, lay.tables_dir, paper_table2=plan.paper_table2(cfg), collection=lay.collection,
+        n_resamples=ev["n_resamples"], confidence=ev["confidence"], seed=ev["seed"],
+    )
+    for k, p in paths.items():
+        print(f"{k}: {p}")
+    return 0
+
+
+def _cmd_figures(args: argparse.Namespace) -> int:
+    from soundsim import figures
+    from soundsim.config import load_config
+    from soundsim.layout import Layout, missing_files
+
+    cfg = load_config(args.config, args.schema)
+    lay = Layout.from_config(cfg)
+    inputs = {k: lay.table(k) for k in figures.FIGURE_TABLES}
+    missing = missing_files(list(inputs.values()))
+    if missing:
+        raise SoundsimError(f"{missing[0]} not found: write the tables first (soundsim tables, or snakemake)")
+    written = figures.make_figures(inputs, lay.figures_dir, collection=lay.collection,
+                                   confidence=cfg["evaluation"]["confidence"])
+    print(f"{len(written)} figure file(s) -> {lay.figures_dir}")
+    return 0
+
+
+def _add_results_commands(sub: argparse._SubParsersAction) -> None:
+    """``tables`` and ``figures``: what the workflow's rules of the same names run."""
+    t = sub.add_parser(
+        "tables",
+        help="write the result tables of the configured collection (what `snakemake` rule tables does)",
+        description="Reads the metrics files of exactly the settings the config asks for (every enabled model "
+        "variation x aggregation x PCA x search) under <results>/<collection>/metrics/ and writes "
+        "<results>/<collection>/tables/: all_settings.csv, best_settings.csv, models.csv, models.md, "
+        "families.csv, labels.csv, pairwise.csv (bootstrap intervals and paired tests: evaluation.n_resamples, "
+        "confidence, seed). Other folders in the tree are ignored.",
+    )
+    t.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
+    t.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    t.set_defaults(func=_cmd_tables)
+    f = sub.add_parser(
+        "figures",
+        help="draw the figures of the configured collection from its tables (what `snakemake` rule figures does)",
+        description="Reads <results>/<collection>/tables/ (written by `soundsim tables` or the workflow) and "
+        "writes <results>/<collection>/figures/: grid/<model>__<variation> (Fig. 1), families (Fig. 2), "
+        "models, per_label, significance, each .png and .pdf.",
+    )
+    f.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
+    f.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    f.set_defaults(func=_cmd_figures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="soundsim",
@@ -284,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate",
         help="evaluate an embeddings file over aggregation x PCA x search settings (MAP@N, MR1)",
-        description="Every setting writes OUT/agg-<a>_pca-<p>_search-<s>/ with per_label.csv, per_family.csv, "
+        description=f"Every setting writes OUT/{SETTING_PATTERN}/ with per_label.csv, per_family.csv, "
         "summary.json, rankings.h5 and per_query.parquet (one row per query and label: AP@N, R1).",
     )
     ev.add_argument("embeddings", type=Path, help="embeddings file (HDF5, docs/embeddings-format.md)")
@@ -305,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--block-size", type=int, help="query rows per search block (default: about 4M scores per block)")
     ev.add_argument("--no-rankings", action="store_true", help="do not write rankings.h5")
     ev.add_argument("--save-processed", action="store_true",
-                    help="also write each processed matrix to OUT/processed/agg-<a>_pca-<p>.h5")
+                    help=f"also write each processed matrix to OUT/processed/{PROCESSING_PATTERN}.h5")
     ev.set_defaults(func=_cmd_evaluate)
 
     li = sub.add_parser(
@@ -325,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--config", help="config whose results/collection.name are used (default: config.yaml if present)")
     li.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
     li.set_defaults(func=_cmd_listen)
+    _add_results_commands(sub)
     return p
 
 

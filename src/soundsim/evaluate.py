@@ -12,7 +12,8 @@ top-K, ranks beyond the top-K and all metrics are computed right away
 (:class:`soundsim.metrics.MetricAccumulator`). No N x N matrix and no full
 ranking is ever stored.
 
-Each setting writes ``OUT/agg-<a>_pca-<p>_search-<s>/``:
+Each setting writes ``OUT/<setting>/`` (the setting's name,
+:func:`soundsim.layout.setting_name`; the files: :data:`soundsim.layout.METRIC_FILES`):
 
 * ``per_label.csv``: ``label, n_clips, map@<N>..., mr1`` (one map column per
   cutoff, in increasing order; NaN for labels with a single clip);
@@ -51,11 +52,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from soundsim import layout as L
 from soundsim import metrics as M
 from soundsim import process as P
 from soundsim import search as S
 from soundsim.errors import CollectionError, SoundsimError, first_few
-from soundsim.fileutil import atomic_path, write_text_atomic
+from soundsim.fileutil import atomic_path, write_csv_atomic, write_text_atomic
 from soundsim.logutil import progress as progress_bar
 from soundsim.store import Embeddings, write_processed, write_rankings
 
@@ -63,11 +65,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PCAS: tuple[int | str, ...] = (100, 200, "none")
 DEFAULT_CUTOFFS = (15, 150)
+#: per_label.csv and per_family.csv: values to 6 decimals (NaN written ``nan``)
+CSV_FLOAT_FORMAT = "%.6f"
 
 
 def setting_name(aggregation: str, pca: int | str | None, search: str) -> str:
-    """Output folder of one setting: ``agg-mean_pca-100_search-mcss``."""
-    return f"agg-{aggregation}_pca-{P.pca_label(pca)}_search-{search}"
+    """Output folder of one setting (:func:`soundsim.layout.setting_name`, with
+    ``pca`` normalised by :func:`soundsim.process.pca_label`)."""
+    return L.setting_name(aggregation, P.pca_label(pca), search)
 
 
 def default_aggregations(emb: Embeddings) -> list[str]:
@@ -255,11 +260,6 @@ def _json_safe(x: Any) -> Any:
     return x
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, na_rep="nan", float_format="%.6f")
-
-
 def _check_settings(aggregations: Sequence[str], pcas: Sequence[int | str | None]) -> list[int | None]:
     """Validate the names of the settings asked for (an error for a typo);
     whether each can run on this file is decided per setting."""
@@ -312,19 +312,20 @@ def _write_setting(d: Path, sub: Embeddings, index: M.LabelIndex, families: Mapp
     """The five files of one setting's folder (see the module docstring)."""
     t0 = time.perf_counter()
     d.mkdir(parents=True, exist_ok=True)
-    _write_csv(r.metrics.per_label(), d / "per_label.csv")
-    _write_csv(r.metrics.per_family(families), d / "per_family.csv")
-    _write_parquet(per_query_table(sub.fnames, index, r.metrics), d / "per_query.parquet")
+    files = L.METRIC_FILES
+    write_csv_atomic(r.metrics.per_label(), d / files["per_label"], float_format=CSV_FLOAT_FORMAT)
+    write_csv_atomic(r.metrics.per_family(families), d / files["per_family"], float_format=CSV_FLOAT_FORMAT)
+    _write_parquet(per_query_table(sub.fnames, index, r.metrics), d / files["per_query"])
     st = summary["setting"]
     if rankings:
         write_rankings(
-            d / "rankings.h5", sub.fnames, r.indices, r.scores,
+            d / files["rankings"], sub.fnames, r.indices, r.scores,
             {"search": st["search"], "score": S.SCORE_MEANING[st["search"]], "tie_rule": S.TIE_RULE,
              "aggregation": st["aggregation"], "pca": st["pca"], "k": int(r.indices.shape[1]),
              "model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", ""))},
         )
     summary["timings"]["write_s"] = time.perf_counter() - t0
-    write_text_atomic(d / "summary.json", json.dumps(_json_safe(summary), indent=2) + "\n")
+    write_text_atomic(d / files["summary"], json.dumps(_json_safe(summary), indent=2) + "\n")
 
 
 def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoffs: list[int],
@@ -375,8 +376,8 @@ def evaluate_grid(
     :func:`default_aggregations`. Processing follows the file's order
     (:func:`soundsim.process.processing_order`: ``l2-pca`` or ``minmax-pca``).
     ``save_processed`` also writes each processing setting's matrix (after
-    normalisation and PCA) to ``<processed_dir>/agg-<a>_pca-<p>.h5`` (default
-    ``OUT/processed``).
+    normalisation and PCA) to ``<processed_dir>/<processing>.h5``
+    (:func:`soundsim.layout.processed_file`; default ``OUT/processed``).
 
     A setting that cannot run on this file (a PCA size above the number of
     clips or the dimension, aggregation ``none`` on several rows per clip, a
@@ -436,7 +437,7 @@ def evaluate_grid(
             if out is not None and save_processed:
                 pdir = Path(processed_dir) if processed_dir is not None else out / "processed"
                 write_processed(
-                    pdir / f"agg-{agg}_pca-{pname}.h5", sub.fnames, Z.astype(np.float32),
+                    L.processed_file(pdir, agg, pname), sub.fnames, Z.astype(np.float32),
                     {"model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
                      "aggregation": agg, "pca": pname, "processing": order,
                      "normalisation": P.PROCESSING[order] + "; not after", "source": sub.path,

@@ -14,7 +14,8 @@ empty input raises :class:`FiguresError`.
 * :func:`per_label`: class-wise MAP@15, label x model;
 * :func:`significance_matrix`: the paired tests of ``pairwise.csv`` as model x model
   matrices of differences, significant ones (Holm) marked;
-* :func:`make_figures`: all of them for one collection.
+* :func:`make_figures`: all of them for one collection, from the tables the
+  ``tables`` rule wrote (:func:`soundsim.tables.write_tables`); nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from soundsim import layout as L
 from soundsim import tables as T
 from soundsim.errors import SoundsimError
 from soundsim.fileutil import atomic_path
@@ -153,12 +155,16 @@ def grid_table(df_one_variation: pd.DataFrame, metric: str = "map@15") -> pd.Dat
 
 
 def grid_heatmap(
-    df_one_variation: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15"
+    df_one_variation: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15",
+    best: str | None = None,
 ) -> list[Path]:
     """The paper's Fig. 1 for one model and variation: macro ``metric``
     (MAP@15) of every evaluated setting, processing (x: aggregation / PCA) by
     search (y), annotated. ``df_one_variation``: rows of
-    :func:`soundsim.tables.collect` for a single model and variation."""
+    :func:`soundsim.tables.collect` for a single model and variation.
+    ``best``: the name of the setting to frame in red (the model's best setting,
+    as ``best_settings.csv`` says; :func:`make_figures` passes it for the
+    model's best variation), or None: no frame."""
     df = _check(df_one_variation, ["model", "variation", "aggregation", "pca", "search", metric], "grid_heatmap")
     pairs = df[["model", "variation"]].drop_duplicates()
     if len(pairs) != 1:
@@ -171,16 +177,16 @@ def grid_heatmap(
     fig = _new_figure(max(4.5, 1.0 * table.shape[1] + 2.2), 0.55 * table.shape[0] + 1.9)
     ax = fig.add_subplot()
     _annotated_heatmap(ax, table, ".3f", metric_label(metric), 9)
-    values = table.to_numpy(dtype=float)
-    if np.isfinite(values).any():  # outline the best cell: for MAP, the setting best_settings picks (its tie rule)
-        if metric.startswith("map@"):
-            b = T.best_settings(df, metric).iloc[0]
-            i = list(table.index).index(SEARCH_LABELS.get(b["search"], b["search"]))
-            j = list(table.columns).index(processing_label(b["aggregation"], b["pca"]))
-        else:
-            i, j = np.unravel_index(np.nanargmin(values), values.shape)
-        ax.add_patch(Rectangle((j, i), 1, 1, fill=False, edgecolor="red", linewidth=2.2, clip_on=False))
-    ax.set_xlabel("embedding processing (aggregation / PCA); red box: best setting")
+    framed = best is not None and L.is_setting_name(best)
+    if framed:  # the best setting as the tables rule chose it (best_settings.csv, its tie rule)
+        b = L.parse_setting(best)
+        rows, cols = list(table.index), list(table.columns)
+        i, j = SEARCH_LABELS.get(b.search, b.search), processing_label(b.aggregation, b.pca)
+        framed = i in rows and j in cols
+        if framed:
+            ax.add_patch(Rectangle((cols.index(j), rows.index(i)), 1, 1, fill=False, edgecolor="red", linewidth=2.2,
+                                   clip_on=False))
+    ax.set_xlabel("embedding processing (aggregation / PCA)" + ("; red box: best setting" if framed else ""))
     ax.set_ylabel("similarity search")
     _rotate_xticks(ax, 35)
     ax.tick_params(axis="y", labelrotation=0)
@@ -442,19 +448,15 @@ def per_label(
     path: str | Path,
     collection: str | None = None,
     metric: str = "map@15",
-    models_df: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Class-wise ``metric`` (MAP@15) per label (rows, sorted by the mean over
     models, best first) and model (columns), as an annotated heatmap; grey
     cells: labels with a single clip (undefined). ``data``: the long table of
-    :func:`soundsim.tables.labels_table`, or a metrics folder (then
-    ``models_df``, models.csv, says which setting of each model to read).
-    The figure grows with the number of labels (~0.17 in per row; fonts
-    shrink past 60 labels) so 200 labels stay legible."""
+    :func:`soundsim.tables.labels_table`, or the path of the ``labels.csv`` it
+    was written to. The figure grows with the number of labels (~0.17 in per
+    row; fonts shrink past 60 labels) so 200 labels stay legible."""
     if not isinstance(data, pd.DataFrame):
-        if models_df is None:
-            raise FiguresError("per_label: a metrics folder needs models_df (models.csv) to choose the settings")
-        data = T.labels_table(data, models_df)
+        data = T.read_table(data)
     table = per_label_table(data, metric)
     n_lab, n_mod = table.shape
     big = n_lab > 60
@@ -493,56 +495,53 @@ def placeholder(path: str | Path, message: str, collection: str | None = None) -
     return save(fig, path, tight=False)
 
 
-def _safe(name: Any) -> str:
-    return re.sub(r"[^0-9A-Za-z._+-]+", "_", str(name))
+#: the tables :func:`make_figures` draws from (keys of :data:`soundsim.layout.TABLES`)
+FIGURE_TABLES = ("all_settings", "best_settings", "models", "families", "labels", "pairwise")
 
 
-def _load(tables: Mapping[str, Any], key: str) -> pd.DataFrame | None:
-    v = tables.get(key)
-    if v is None or isinstance(v, pd.DataFrame):
+def _load(tables: Mapping[str, Any], key: str) -> pd.DataFrame:
+    if key not in tables or tables[key] is None:
+        raise FiguresError(f"make_figures: table {key!r} not given (the tables rule writes tables/"
+                           f"{L.TABLES[key]}; tables needed: {', '.join(FIGURE_TABLES)})")
+    v = tables[key]
+    if isinstance(v, pd.DataFrame):
         return v
+    if not Path(v).is_file():
+        raise FiguresError(f"{v}: table not found (written by the tables rule, or `soundsim tables`)")
     return T.read_table(v)
 
 
+def _best_of(best: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(model, variation) -> the best setting, from best_settings.csv (one row per model)."""
+    _check(best, ["model", "variation", "setting"], "best_settings")
+    return {(str(r.model), str(r.variation)): str(r.setting) for r in best.itertuples(index=False)}
+
+
 def make_figures(
-    metrics_dir: str | Path,
-    tables: Mapping[str, Any] | None,
+    tables: Mapping[str, Any],
     out_dir: str | Path,
     collection: str | None = None,
     confidence: float | None = None,
 ) -> list[Path]:
     """Every figure of a collection under ``out_dir``:
     ``grid/<model>__<variation>.{png,pdf}`` (Fig. 1, one per model and
-    variation), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}`` and
-    ``per_label.{png,pdf}`` and ``significance.{png,pdf}``. ``tables``: name
-    -> DataFrame or CSV path, keys as :func:`soundsim.tables.write_tables`
-    returns them (``all_settings``, ``models``, ``families``, ``labels``,
-    ``pairwise``); missing ones are computed from ``metrics_dir``. When no
-    model has family (or label) data at its models.csv setting, or fewer than
-    two models can be compared, that figure is a placeholder saying so.
-    ``confidence``: the level of the tests (names the threshold). Returns the
-    written paths."""
+    variation of all_settings.csv, :func:`soundsim.layout.grid_figure_name`;
+    the model's best setting of best_settings.csv framed on its best
+    variation's grid), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}``,
+    ``per_label.{png,pdf}`` and ``significance.{png,pdf}``. ``tables``: key ->
+    DataFrame or CSV path (as :func:`soundsim.tables.write_tables` returns
+    them) of every table of :data:`FIGURE_TABLES`; a missing one raises
+    :class:`FiguresError` (figures never recompute a table). When no model has
+    family (or label) data at its models.csv setting, or fewer than two models
+    can be compared, that figure is a placeholder saying so. ``confidence``:
+    the level of the tests (names the threshold). Returns the written paths."""
     out = Path(out_dir)
-    collection = collection or T.collection_name(metrics_dir)
-    tables = dict(tables or {})
-    grid = _load(tables, "all_settings")
-    if grid is None:
-        grid = T.all_settings(T.collect(metrics_dir))
-    models = _load(tables, "models")
-    if models is None:
-        models = T.models_table(grid)
-    families = _load(tables, "families")
-    if families is None:
-        families = T.families_table(metrics_dir, models)
-    labels = _load(tables, "labels")
-    if labels is None:
-        labels = T.labels_table(metrics_dir, models)
-    pairwise = _load(tables, "pairwise")
-    if pairwise is None:
-        pairwise = T.pairwise_table(metrics_dir, models)
+    grid, best, models, families, labels, pairwise = (_load(tables, k) for k in FIGURE_TABLES)
+    best_of = _best_of(best)
     written: list[Path] = []
     for (model, variation), g in grid.groupby(["model", "variation"], sort=True):
-        written += grid_heatmap(g, out / "grid" / f"{_safe(model)}__{_safe(variation)}", collection)
+        written += grid_heatmap(g, out / L.grid_figure_name(model, variation), collection,
+                                best=best_of.get((str(model), str(variation))))
     written += model_comparison(models, out / "models", collection)
     if len(families):
         written += family_heatmap(families, out / "families", collection)

@@ -1,4 +1,8 @@
-"""Small file helpers: outputs appear atomically (temporary name, then rename)."""
+"""Small file helpers: outputs appear atomically (temporary name, then rename).
+
+:func:`write_csv_atomic` is the one writer of every CSV table soundsim produces
+(manifest, metrics, tables, listening summary).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from soundsim.errors import SoundsimError
 
@@ -30,6 +38,16 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+    return Path(path)
+
+
+def write_csv_atomic(df: pd.DataFrame, path: str | Path, *, na_rep: str = "nan",
+                     float_format: str | None = None) -> Path:
+    """Write ``df`` as CSV (header, no index) to ``path`` atomically and return the path.
+    Missing values are written as ``na_rep`` (default ``nan``; ``""``: empty cells);
+    floats at full precision unless ``float_format`` (e.g. ``"%.6f"``) says otherwise."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, na_rep=na_rep, float_format=float_format)
     return Path(path)
 
 

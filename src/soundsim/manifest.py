@@ -37,15 +37,14 @@ from soundsim.logutil import progress as progress_bar
 from soundsim import audio
 from soundsim.datasets.common import Collection
 from soundsim.errors import AudioError, CollectionError, first_few
-from soundsim.fileutil import atomic_path, write_text_atomic
+from soundsim.fileutil import write_csv_atomic, write_text_atomic
 from soundsim.fingerprint import FingerprintCache
+from soundsim.layout import Layout
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["fname", "path", "duration", "sample_rate", "channels", "frames", "format", "subtype",
                     "fingerprint", "labels"]
-#: where the manifest keeps its fingerprint cache, under the collection's results folder
-FINGERPRINT_CACHE = "cache/fingerprints.json"
 BAD_COLUMNS = ["fname", "path", "reason"]
 LABEL_COLUMNS = ["label", "n_clips", "family", "multi_parent"]
 
@@ -163,7 +162,7 @@ def run(
 
     col = load_collection(collection_cfg, demo_dir)
     log.info("collection %r (%s): %d clips from %s", col.name, collection_cfg["kind"], len(col.clips), col.source)
-    cache = FingerprintCache(Path(out_dir) / FINGERPRINT_CACHE)
+    cache = FingerprintCache(Layout.at(out_dir).fingerprint_cache)
     m = build_manifest(col, on_bad_audio, collection_cfg.get("check_audio", "full"), threads, progress, cache)
     cache.keep_only(m.clips["path"])
     cache.save()
@@ -210,21 +209,15 @@ def expected_clips(collection_cfg: dict, manifest_path: str | Path) -> int | Non
         return None
 
 
-def write_csv_atomic(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write a DataFrame as CSV (no index) atomically."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return Path(path)
-
-
 def write_manifest(m: Manifest, out_dir: str | Path) -> dict[str, Path]:
-    """Write manifest.csv, bad_audio.csv, labels.csv, families.json under ``out_dir``."""
-    out = Path(out_dir)
+    """Write manifest.csv, bad_audio.csv, labels.csv, families.json under ``out_dir``
+    (the collection's folder, :class:`soundsim.layout.Layout`); missing values as empty cells."""
+    lay = Layout.at(out_dir)
     return {
-        "manifest": write_csv_atomic(m.clips, out / "manifest.csv"),
-        "bad_audio": write_csv_atomic(m.bad, out / "bad_audio.csv"),
-        "labels": write_csv_atomic(m.labels, out / "labels.csv"),
-        "families": write_text_atomic(out / "families.json", json.dumps(m.families, indent=2) + "\n"),
+        "manifest": write_csv_atomic(m.clips, lay.manifest, na_rep=""),
+        "bad_audio": write_csv_atomic(m.bad, lay.bad_audio, na_rep=""),
+        "labels": write_csv_atomic(m.labels, lay.labels, na_rep=""),
+        "families": write_text_atomic(lay.families, json.dumps(m.families, indent=2) + "\n"),
     }
 
 

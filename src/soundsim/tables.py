@@ -1,11 +1,15 @@
 """Result tables over a collection's evaluated settings (Araz et al. 2024, Tables I and II, Fig. 2 data).
 
-Input: the evaluator's output tree (:mod:`soundsim.evaluate`)::
-
-    <metrics_dir>/<model>/<variation>/agg-<a>_pca-<p>_search-<s>/{summary.json, per_label.csv, per_family.csv}
+Input: the settings to tabulate, as :class:`soundsim.layout.SettingFiles` (one
+evaluated setting's folder ``metrics/<model>/<variation>/<setting>/`` and its
+``summary.json``, ``per_label.csv``, ``per_family.csv``, ``per_query.parquet``,
+written by :mod:`soundsim.evaluate`). Only the given settings' files are read,
+nothing else in the tree: the ``tables`` rule passes its declared inputs
+(:func:`soundsim.layout.settings_from_inputs`), ``soundsim tables`` the
+configured settings (:func:`soundsim.plan.configured_settings`).
 
 Tables (plain functions over DataFrames; :func:`write_tables` writes them all
-under ``<out_dir>``, each file atomically):
+under ``<out_dir>``, each file atomically, named as :data:`soundsim.layout.TABLES`):
 
 * :func:`collect` -> one row per setting, every value read from its ``summary.json``;
 * :func:`all_settings` -> ``all_settings.csv``: that table in the paper's grid order;
@@ -34,7 +38,6 @@ lower, MAP when higher. Missing values are NaN (written ``nan``).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -44,9 +47,10 @@ from typing import Any
 
 import pandas as pd
 
+from soundsim import layout as L
 from soundsim import stats as St
 from soundsim.errors import SoundsimError
-from soundsim.fileutil import atomic_path, write_text_atomic
+from soundsim.fileutil import write_csv_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +70,12 @@ TIE_RULE = (
     "PCA ascending with none last, search mips < mcss < nns); settings whose MAP@15 is NaN come last"
 )
 
-_REQUIRED = {"setting": ("aggregation", "pca", "search"), "macro": (), "counts": ("n_clips",)}
 _MAP_RE = re.compile(r"^map@(\d+)$")
 
 
 class TablesError(SoundsimError):
-    """The metrics tree cannot be tabulated; the message names the file or folder at fault."""
+    """The settings cannot be tabulated; the message names the file or folder at fault.
+    (A malformed ``summary.json`` raises :class:`soundsim.layout.SummaryError`.)"""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -117,103 +121,63 @@ def sort_settings(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def setting_name(aggregation: Any, pca: Any, search: Any) -> str:
-    """``agg-mean_pca-100_search-mcss`` (as :func:`soundsim.evaluate.setting_name`)."""
-    return f"agg-{aggregation}_pca-{pca}_search-{search}"
+    """The setting's name (:func:`soundsim.layout.setting_name`)."""
+    return L.setting_name(str(aggregation), str(pca), str(search))
 
 
 def setting_label(name: Any) -> str:
-    """``agg-mean_pca-100_search-mcss`` -> ``mean / PCA 100 / MCSS``
-    (``no aggregation``, ``no PCA`` for 'none'); other text unchanged."""
-    m = re.match(r"^agg-(.+)_pca-(.+)_search-(.+)$", str(name))
-    if not m:
+    """A setting name -> ``mean / PCA 100 / MCSS`` (``no aggregation``, ``no PCA``
+    for 'none'); text that is not a setting name is returned unchanged."""
+    if not L.is_setting_name(str(name)):
         return str(name)
-    agg, pca, search = m.groups()
-    return " / ".join(["no aggregation" if agg == "none" else agg, "no PCA" if pca == "none" else f"PCA {pca}",
-                       search.upper()])
+    st = L.parse_setting(str(name))
+    return " / ".join(["no aggregation" if st.aggregation == "none" else st.aggregation,
+                       "no PCA" if st.pca == "none" else f"PCA {st.pca}", st.search.upper()])
 
 
-def _num(x: Any) -> float:
-    """JSON number (None = NaN, as the evaluator writes NaN) -> float."""
-    if x is None:
-        return math.nan
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise TypeError(f"expected a number, got {x!r}")
-    return float(x)
+Settings = Sequence[L.SettingFiles]
 
 
-def _metrics_dir(metrics_dir: str | Path) -> Path:
-    d = Path(metrics_dir)
-    if not d.is_dir():
-        raise TablesError(f"{d}: metrics folder not found")
-    return d
+def _index(settings: Settings) -> dict[tuple[str, str, str], L.SettingFiles]:
+    """(model, variation, setting) -> its files; the first of duplicates wins."""
+    out: dict[tuple[str, str, str], L.SettingFiles] = {}
+    for s in settings:
+        out.setdefault(s.key, s)
+    return out
 
 
-def collection_name(metrics_dir: str | Path) -> str:
-    """``results/<collection>/metrics`` -> ``<collection>``; else the folder's own name."""
-    d = Path(metrics_dir).resolve()
-    return d.parent.name if d.name == "metrics" else d.name
+def _files_of(index: Mapping[tuple[str, str, str], L.SettingFiles], r: Any, setting: str | None = None
+              ) -> L.SettingFiles | None:
+    return index.get((str(r["model"]), str(r["variation"]), str(setting if setting is not None else r["setting"])))
 
 
 # --------------------------------------------------------------------------- collect
 
 
-def _read_summary(path: Path) -> dict[str, Any]:
-    try:
-        s = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TablesError(f"{path}: malformed summary.json ({e})") from None
-    if not isinstance(s, dict):
-        raise TablesError(f"{path}: malformed summary.json (expected a JSON object, got {type(s).__name__})")
-    for key, sub in _REQUIRED.items():
-        if not isinstance(s.get(key), dict):
-            raise TablesError(f"{path}: malformed summary.json (no '{key}' object)")
-        missing = [k for k in sub if k not in s[key]]
-        if missing:
-            raise TablesError(f"{path}: malformed summary.json ('{key}' lacks {', '.join(missing)})")
-    if not metric_names(s["macro"]):
-        raise TablesError(f"{path}: malformed summary.json ('macro' has no map@N / mr1 values)")
-    return s
-
-
-def _summary_row(path: Path, model: str, variation: str) -> dict[str, Any]:
-    s = _read_summary(path)
-    st, counts = s["setting"], s["counts"]
-    emb = s.get("embeddings") if isinstance(s.get("embeddings"), dict) else {}
-    agg, pca, search = str(st["aggregation"]), str(st["pca"]), str(st["search"])
-    folder = path.parent.name
-    if folder != setting_name(agg, pca, search):
-        raise TablesError(
-            f"{path}: malformed summary.json (its setting {setting_name(agg, pca, search)} does not match "
-            f"its folder {folder})"
-        )
+def _summary_row(files: L.SettingFiles) -> dict[str, Any]:
+    s = L.read_summary(files.summary)
     row: dict[str, Any] = {
-        "model": model,
-        "variation": variation,
-        "level": emb.get("level"),
-        "dim": emb.get("dim"),
-        "aggregation": agg,
-        "pca": pca,
-        "search": search,
-        "setting": folder,
-        "n_clips": counts["n_clips"],
-        "n_labels_evaluated": counts.get("n_labels_evaluated"),
-        "n_dropped_without_embedding": counts.get("n_dropped_without_embedding", 0),
+        "model": files.model,
+        "variation": files.variation,
+        "level": s.embeddings.get("level"),
+        "dim": s.embeddings.get("dim"),
+        "aggregation": s.setting.aggregation,
+        "pca": s.setting.pca,
+        "search": s.setting.search,
+        "setting": files.setting,
+        "n_clips": s.counts["n_clips"],
+        "n_labels_evaluated": s.counts.get("n_labels_evaluated"),
+        "n_dropped_without_embedding": s.counts.get("n_dropped_without_embedding", 0),
     }
-    try:
-        for prefix, key in (("", "macro"), ("family_", "family_mean"), ("micro_", "micro")):
-            block = s.get(key) or {}
-            if not isinstance(block, dict):
-                raise TypeError(f"'{key}' is not an object")
-            for m in metric_names(block):
-                row[prefix + m] = _num(block[m])
-    except TypeError as e:
-        raise TablesError(f"{path}: malformed summary.json ({e})") from None
+    for prefix, block in (("", s.macro), ("family_", s.family_mean), ("micro_", s.micro)):
+        for m in metric_names(block):
+            row[prefix + m] = block[m]
     return row
 
 
-def collect(metrics_dir: str | Path, summaries: Sequence[str | Path] | None = None) -> pd.DataFrame:
-    """One row per evaluated setting, read from
-    ``<metrics_dir>/<model>/<variation>/<setting>/summary.json``.
+def collect(settings: Settings) -> pd.DataFrame:
+    """One row per given setting (duplicates once), read from its ``summary.json``
+    (:func:`soundsim.layout.read_summary`).
 
     Columns: ``model, variation`` (from the folder names), ``level, dim`` (the
     embeddings' level and dimension), ``aggregation, pca, search, setting``
@@ -222,23 +186,14 @@ def collect(metrics_dir: str | Path, summaries: Sequence[str | Path] | None = No
     ``map@<N>... mr1``, the family means ``family_map@<N>... family_mr1`` and the
     micro values ``micro_map@<N>... micro_mr1``, one column per cutoff found in
     any summary (NaN where a summary lacks it). Rows in :func:`sort_settings`
-    order. A malformed summary.json raises :class:`TablesError` naming the
-    file; so does a tree without any summary.json. ``summaries``: read only
-    these files (the workflow passes the configured settings, so results of
-    models no longer in the config stay out of the tables)."""
-    d = _metrics_dir(metrics_dir)
-    if summaries is not None:
-        paths = sorted(Path(p).resolve() for p in summaries)
-        outside = [p for p in paths if d.resolve() not in p.parents]
-        if outside:
-            raise TablesError(f"{outside[0]}: not below {d}")
-    else:
-        paths = sorted(d.glob("*/*/*/summary.json"))
-    if not paths:
-        raise TablesError(
-            f"{d}: no evaluated settings found (expected <model>/<variation>/<setting>/summary.json below it)"
-        )
-    rows = [_summary_row(p, p.parent.parent.parent.name, p.parent.parent.name) for p in paths]
+    order. A missing or malformed summary.json raises
+    :class:`soundsim.layout.SummaryError` naming the file; no settings at all
+    raise :class:`TablesError`. Nothing but the given settings is read, so
+    results in the tree that the config does not ask for stay out of the tables."""
+    index = _index(settings)
+    if not index:
+        raise TablesError("no evaluated settings given (nothing to tabulate)")
+    rows = [_summary_row(f) for f in index.values()]
     df = pd.DataFrame(rows)
     metric_cols = metric_columns(df) + metric_columns(df, "family_") + metric_columns(df, "micro_")
     front = [c for c in df.columns if c not in metric_cols and not c.startswith(("family_", "micro_"))]
@@ -429,17 +384,20 @@ def _add_paper(out: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def _per_setting_csv(
-    metrics_dir: str | Path, models_df: pd.DataFrame, filename: str, first: str, what: str
-) -> pd.DataFrame:
-    d = _metrics_dir(metrics_dir)
+def _per_setting_csv(settings: Settings, models_df: pd.DataFrame, kind: str, first: str, what: str) -> pd.DataFrame:
+    index = _index(settings)
     _require(models_df, ["model", "variation", "setting"], what)
     parts = []
     for _, r in models_df.iterrows():
         if "note" in models_df.columns and str(r.get("note") or "") not in ("", "nan"):
             log.warning("%s: %s/%s left out: %s", what, r["model"], r["variation"], r["note"])
             continue
-        path = d / str(r["model"]) / str(r["variation"]) / str(r["setting"]) / filename
+        files = _files_of(index, r)
+        if files is None:
+            log.warning("%s: %s/%s/%s is not among the given settings; left out", what, r["model"], r["variation"],
+                        r["setting"])
+            continue
+        path = files.file(kind)
         if not path.is_file():
             log.warning("%s: %s not found; %s/%s left out", what, path, r["model"], r["variation"])
             continue
@@ -460,35 +418,32 @@ def _per_setting_csv(
     return out.sort_values(["model", first], kind="mergesort").reset_index(drop=True)
 
 
-def families_table(metrics_dir: str | Path, models_df: pd.DataFrame) -> pd.DataFrame:
+def families_table(settings: Settings, models_df: pd.DataFrame) -> pd.DataFrame:
     """Family-averaged metrics (the paper's Fig. 2 data) for each model of
     ``models_df`` at its ``setting`` (the fixed setting of models.csv), read
-    from that setting's ``per_family.csv``. Long format, sorted by model and
-    family: ``model, variation, setting, family, n_labels, map@<N>..., mr1``.
-    Models whose fixed setting was not evaluated (non-empty ``note``) are left
+    from that setting's ``per_family.csv`` (its file among ``settings``). Long
+    format, sorted by model and family: ``model, variation, setting, family,
+    n_labels, map@<N>..., mr1``. Models whose fixed setting was not evaluated
+    (non-empty ``note``), is not among ``settings`` or has no such file are left
     out with a logged warning; the result may have no rows."""
-    return _per_setting_csv(metrics_dir, models_df, "per_family.csv", "family", "families_table")
+    return _per_setting_csv(settings, models_df, "per_family", "family", "families_table")
 
 
-def labels_table(metrics_dir: str | Path, models_df: pd.DataFrame) -> pd.DataFrame:
+def labels_table(settings: Settings, models_df: pd.DataFrame) -> pd.DataFrame:
     """Class-wise metrics for each model of ``models_df`` at its ``setting``,
-    read from ``per_label.csv``. Long format, sorted by model and label:
-    ``model, variation, setting, label, n_clips, map@<N>..., mr1`` (NaN for
-    labels with a single clip). Models without that setting are left out."""
-    return _per_setting_csv(metrics_dir, models_df, "per_label.csv", "label", "labels_table")
+    read from its ``per_label.csv`` (among ``settings``). Long format, sorted by
+    model and label: ``model, variation, setting, label, n_clips, map@<N>...,
+    mr1`` (NaN for labels with a single clip). Models without that setting are
+    left out (as in :func:`families_table`)."""
+    return _per_setting_csv(settings, models_df, "per_label", "label", "labels_table")
 
 
 # --------------------------------------------------------------------------- uncertainty
 
 
-def per_query_path(metrics_dir: str | Path, model: Any, variation: Any, setting: Any) -> Path:
-    """``<metrics_dir>/<model>/<variation>/<setting>/per_query.parquet``."""
-    return Path(metrics_dir) / str(model) / str(variation) / str(setting) / "per_query.parquet"
-
-
 def add_intervals(
     df: pd.DataFrame,
-    metrics_dir: str | Path,
+    settings: Settings,
     n_resamples: int = St.DEFAULT_RESAMPLES,
     confidence: float = St.DEFAULT_CONFIDENCE,
     seed: int = St.DEFAULT_SEED,
@@ -498,18 +453,24 @@ def add_intervals(
     of each macro metric beside it: ``map@<N>, map@<N>_lo, map@<N>_hi, ...,
     mr1, mr1_lo, mr1_hi`` (:func:`soundsim.stats.intervals`: stratified
     bootstrap, percentile interval at ``confidence``), read from each setting's
-    ``per_query.parquet``. A setting without that file gets NaN intervals (and
-    a logged warning). Family and micro values get no interval."""
-    d = _metrics_dir(metrics_dir)
+    ``per_query.parquet`` (its file among ``settings``). A setting that is not
+    among ``settings`` or has no such file gets NaN intervals (and a logged
+    warning). Family and micro values get no interval."""
+    index = _index(settings)
     metrics = metric_columns(df)
     out = df.copy()
     lo = {m: [math.nan] * len(df) for m in metrics}
     hi = {m: [math.nan] * len(df) for m in metrics}
-    todo = [(i, per_query_path(d, r["model"], r["variation"], r["setting"])) for i, (_, r) in enumerate(df.iterrows())]
-    missing = [str(p) for _, p in todo if not p.is_file()]
+    todo: list[tuple[int, Path]] = []
+    missing: list[str] = []
+    for i, (_, r) in enumerate(df.iterrows()):
+        f = _files_of(index, r)
+        if f is not None and f.per_query.is_file():
+            todo.append((i, f.per_query))
+        else:
+            missing.append(str(f.per_query) if f is not None else f"{r['model']}/{r['variation']}/{r['setting']}")
     if missing:
         log.warning("%d setting(s) have no per_query.parquet (intervals NaN), e.g. %s", len(missing), missing[0])
-    todo = [(i, p) for i, p in todo if p.is_file()]
     designs: dict[str, St.Design] = {}
     for b0 in range(0, len(todo), batch):
         part = todo[b0 : b0 + batch]
@@ -533,7 +494,7 @@ _PAIR_SIDE = ["variation", "setting"]
 
 
 def pairwise_table(
-    metrics_dir: str | Path,
+    settings: Settings,
     models_df: pd.DataFrame,
     n_resamples: int = St.DEFAULT_RESAMPLES,
     confidence: float = St.DEFAULT_CONFIDENCE,
@@ -545,13 +506,15 @@ def pairwise_table(
     ``setting`` column; models whose fixed setting was not evaluated are left
     out) and ``best`` (at the ``best_setting``; chosen on the same data, so
     these differences favour the tuned models a little). Holm's correction
-    runs over all pairs of one comparison and metric.
+    runs over all pairs of one comparison and metric. The per-query values are
+    those of each setting's ``per_query.parquet`` among ``settings`` (a model
+    whose setting is not among them, or has no such file, is left out).
 
     Columns: ``comparison, metric, a, a_variation, a_setting, b, b_variation,
     b_setting, a_value, b_value, diff`` (a - b), ``diff_lo, diff_hi, se, p,
     p_holm, significant, better, n_labels, n_queries, same_queries``. Empty
     (with these columns) when fewer than two models have per-query values."""
-    d = _metrics_dir(metrics_dir)
+    index = _index(settings)
     _require(models_df, ["model", "variation", "setting"], "pairwise_table")
     parts = []
     for comparison, col in (("fixed", "setting"), ("best", "best_setting")):
@@ -563,11 +526,13 @@ def pairwise_table(
             setting = str(r[col]) if not pd.isna(r[col]) else ""
             if col == "setting" and "note" in models_df.columns and str(r.get("note") or "") not in ("", "nan"):
                 continue
-            path = per_query_path(d, r["model"], r["variation"], setting)
-            if not setting or not path.is_file():
-                log.warning("pairwise_table: %s not found; %s left out of the %s comparison", path, r["model"],
+            files = _files_of(index, r, setting) if setting else None
+            if files is None or not files.per_query.is_file():
+                where_ = files.per_query if files is not None else f"{r['model']}/{r['variation']}/{setting}"
+                log.warning("pairwise_table: %s not found; %s left out of the %s comparison", where_, r["model"],
                             comparison)
                 continue
+            path = files.per_query
             systems[str(r["model"])] = St.read_per_query(path)
             where[str(r["model"])] = (str(r["variation"]), setting)
         if len(systems) < 2:
@@ -660,15 +625,8 @@ def models_markdown(models_df: pd.DataFrame, collection: str | None = None, conf
     return "\n".join(lines) + "\n"
 
 
-def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    """``df`` to ``path`` atomically (no index, NaN as ``nan``, full precision)."""
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, na_rep="nan")
-    return Path(path)
-
-
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`write_csv` (``pca`` and names kept as strings)."""
+    """Read a table written by :func:`write_tables` (``pca`` and names kept as strings)."""
     str_cols = {c: str for c in ("model", "variation", "aggregation", "pca", "search", "setting", "best_setting",
                                  "family", "label", "note", "modality", "objective", "params", "data_size",
                                  "comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
@@ -681,41 +639,46 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def write_tables(
-    metrics_dir: str | Path,
+    settings: Settings,
     out_dir: str | Path,
     paper_table2: pd.DataFrame | str | Path | None = None,
     registry: Mapping[str, Any] | None = None,
     collection: str | None = None,
-    summaries: Sequence[str | Path] | None = None,
     n_resamples: int = St.DEFAULT_RESAMPLES,
     confidence: float = St.DEFAULT_CONFIDENCE,
     seed: int = St.DEFAULT_SEED,
 ) -> dict[str, Path]:
-    """Collect ``metrics_dir`` and write every table under ``out_dir``:
-    ``all_settings.csv``, ``best_settings.csv``, ``models.csv``, ``models.md``,
-    ``families.csv``, ``labels.csv``, ``pairwise.csv``. ``paper_table2`` (the
-    paper's table2.csv, path or DataFrame) adds the ``paper_*`` columns to
+    """Tabulate ``settings`` (:func:`collect`; only their files are read) and
+    write every table under ``out_dir``, each atomically (CSV: NaN as ``nan``,
+    full precision): ``all_settings.csv``, ``best_settings.csv``,
+    ``models.csv``, ``models.md``, ``families.csv``, ``labels.csv``,
+    ``pairwise.csv`` (names: :data:`soundsim.layout.TABLES`). ``paper_table2``
+    (the paper's table2.csv, path or DataFrame) adds the ``paper_*`` columns to
     models.*. The macro metrics get bootstrap intervals (:func:`add_intervals`;
     ``n_resamples``, ``confidence``, ``seed``) and pairwise.csv the paired
-    tests (:func:`pairwise_table`). Returns table name -> path (keys
+    tests (:func:`pairwise_table`). ``collection`` names the collection in
+    models.md (default: the results tree's collection the settings sit in).
+    Returns table key -> path (keys :data:`soundsim.layout.SUMMARY_TABLES`:
     ``all_settings, best_settings, models, models_md, families, labels,
-    pairwise``). ``summaries``: see :func:`collect`."""
-    out = Path(out_dir)
-    collection = collection or collection_name(metrics_dir)
-    df = add_intervals(collect(metrics_dir, summaries), metrics_dir, n_resamples, confidence, seed)
+    pairwise``)."""
+    settings = list(settings)
+    collection = collection or next((s.collection for s in settings if s.collection), None)
+    df = add_intervals(collect(settings), settings, n_resamples, confidence, seed)
     paper = paper_table2
     if paper is not None and not isinstance(paper, pd.DataFrame):
         paper = pd.read_csv(paper)
     models = models_table(df, registry, paper)
-    paths = {
-        "all_settings": write_csv(all_settings(df), out / "all_settings.csv"),
-        "best_settings": write_csv(best_settings(df), out / "best_settings.csv"),
-        "models": write_csv(models, out / "models.csv"),
-        "models_md": write_text_atomic(out / "models.md", models_markdown(models, collection, confidence)),
-        "families": write_csv(families_table(metrics_dir, models), out / "families.csv"),
-        "labels": write_csv(labels_table(metrics_dir, models), out / "labels.csv"),
-        "pairwise": write_csv(pairwise_table(metrics_dir, models, n_resamples, confidence, seed),
-                              out / "pairwise.csv"),
+    tables = {
+        "all_settings": all_settings(df),
+        "best_settings": best_settings(df),
+        "models": models,
+        "families": families_table(settings, models),
+        "labels": labels_table(settings, models),
+        "pairwise": pairwise_table(settings, models, n_resamples, confidence, seed),
     }
-    log.info("wrote %d table(s) under %s", len(paths), out)
+    paths = {key: write_csv_atomic(t, L.table_file(out_dir, key)) for key, t in tables.items()}
+    paths["models_md"] = write_text_atomic(L.table_file(out_dir, "models_md"),
+                                           models_markdown(models, collection, confidence))
+    paths = {key: paths[key] for key in L.SUMMARY_TABLES}
+    log.info("wrote %d table(s) under %s", len(paths), out_dir)
     return paths

@@ -4,15 +4,15 @@
 rule demo_data:
     """Synthesise the demo collection (deterministic from the seed)."""
     output:
-        audio=directory(f"{RESULTS}/{{collection}}/source/audio"),
-        ground_truth=f"{RESULTS}/{{collection}}/source/ground_truth.csv",
-        vocabulary=f"{RESULTS}/{{collection}}/source/vocabulary.csv",
-        families=f"{RESULTS}/{{collection}}/source/families.json",
+        audio=directory(LAYOUT.source_audio),
+        ground_truth=LAYOUT.source("ground_truth"),
+        vocabulary=LAYOUT.source("vocabulary"),
+        families=LAYOUT.source("families"),
     params:
         seed=COLLECTION.get("seed", 0),
         clips_per_class=COLLECTION.get("clips_per_class", 16),
     log:
-        f"{RESULTS}/{{collection}}/logs/demo_data.log",
+        LAYOUT.log("demo_data"),
     conda:
         "../../envs/soundsim.yaml"
     script:
@@ -24,15 +24,15 @@ rule manifest:
     input:
         unpack(collection_inputs),
     output:
-        manifest=f"{RESULTS}/{{collection}}/manifest.csv",
-        bad_audio=f"{RESULTS}/{{collection}}/bad_audio.csv",
+        manifest=LAYOUT.manifest,
+        bad_audio=LAYOUT.bad_audio,
         labels=report(
-            f"{RESULTS}/{{collection}}/labels.csv",
+            LAYOUT.labels,
             caption="../report/labels.rst",
             category="Collection",
             labels={"table": "labels"},
         ),
-        families=f"{RESULTS}/{{collection}}/families.json",
+        families=LAYOUT.families,
     params:
         collection=COLLECTION,
         on_bad_audio=config["extraction"]["on_bad_audio"],
@@ -40,7 +40,7 @@ rule manifest:
         audio_state=manifest_lib.audio_state(COLLECTION),
     threads: 4
     log:
-        f"{RESULTS}/{{collection}}/logs/manifest.log",
+        LAYOUT.log("manifest"),
     conda:
         "../../envs/soundsim.yaml"
     script:

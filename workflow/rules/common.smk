@@ -1,17 +1,25 @@
 # Config validation and the helpers that turn the config into target lists.
 
 import re
-from pathlib import Path
 
 from snakemake.logging import logger
 from snakemake.utils import validate
 
 from soundsim import manifest as manifest_lib
 from soundsim import models as registry
+from soundsim import plan
 from soundsim import provenance
 from soundsim.config import load_yaml, validate_config
 from soundsim.errors import ConfigError
 from soundsim.fingerprint import weights_fingerprint
+from soundsim.layout import (
+    Layout,
+    SUMMARY_TABLES,
+    FIGURES,
+    grid_figure_name,
+    setting_name,
+)
+from soundsim.listen.db import rated_systems
 
 # 1. soundsim's check: every problem, each naming the key and the allowed values.
 try:
@@ -25,10 +33,13 @@ validate(config, "../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 COLLECTION = config["collection"]
-C = f"{RESULTS}/{COLLECTION['name']}"
+# Every path of the results tree comes from soundsim.layout: LAYOUT gives the rules'
+# patterns (wildcard {collection}), OUT the configured collection's own files.
+LAYOUT = Layout(RESULTS, "{collection}")
+OUT = Layout.from_config(config)
 
 # Enabled models, checked against the registry; weights resolved (and checked) now.
-MODELS = {n: m for n, m in config["models"].items() if m.get("enabled", True)}
+MODELS = plan.enabled_models(config)
 try:
     registry.check_models_config(MODELS)
     WEIGHTS = registry.resolve_all_weights(MODELS, config.get("weights_dir"))
@@ -42,9 +53,8 @@ GRID = config["grid"]
 MODEL_CODE = {n: provenance.model_code_version(n) for n in MODELS}
 WEIGHTS_FP = {nv: weights_fingerprint(p) for nv, p in WEIGHTS.items()}
 EVALUATION_CODE = provenance.evaluation_code_version()
-N_CLIPS = manifest_lib.expected_clips(COLLECTION, f"{C}/manifest.csv")
+N_CLIPS = plan.expected_clips(config)
 SEARCHES = GRID["searches"]
-METRIC_FILES = ["per_label.csv", "per_family.csv", "summary.json", "rankings.h5", "per_query.parquet"]
 
 
 def _alternatives(values):
@@ -77,15 +87,12 @@ def model_weights(name, variation):
 
 
 def shard_files(collection, name, variation):
-    return [
-        f"{RESULTS}/{collection}/embeddings/{name}/{variation}.shard-{k}-of-{SHARDS}.h5"
-        for k in range(SHARDS)
-    ]
+    return Layout(RESULTS, collection).shards(name, variation, SHARDS)
 
 
 def embedding_files():
     """The merged embeddings of every enabled model/variation."""
-    return [f"{C}/embeddings/{n}/{v}.h5" for n, v in WEIGHTS]
+    return [OUT.embeddings(n, v) for n, v in WEIGHTS]
 
 
 _WARNED = set()
@@ -98,101 +105,82 @@ def _warn_once(msg):
 
 
 def processing_settings(name):
-    """(aggregation, PCA) pairs a model is evaluated under: clip-level models use
-    'none' only, frame-level models the configured aggregations other than 'none';
-    PCA sizes above the model's dimension (PCA cannot add dimensions) or above the
-    number of clips (the manifest's, else the collection's size) are left out."""
-    inf = registry.info(name)
-    aggs = (
-        ["none"]
-        if inf.level == "clip"
-        else [a for a in GRID["aggregations"] if a != "none"]
-    )
-    pcas = []
-    for p in GRID["pca"]:
-        if p == "none":
-            pcas.append("none")
-        elif not all(int(p) <= inf.dim_of(v) for v in inf.variations):
-            _warn_once(f"{name}: PCA {p} > its {inf.dim_of(inf.default_variation)} dims: left out")
-        elif N_CLIPS is not None and int(p) > N_CLIPS:
-            _warn_once(f"{name}: PCA {p} > the collection's {N_CLIPS} clips: left out")
-        else:
-            pcas.append(str(p))
-    return [(a, p) for a in aggs for p in pcas]
+    """(aggregation, PCA) pairs a model is evaluated under (soundsim.plan.processing_settings):
+    PCA sizes above the model's dimension or the number of clips are left out, with a warning.
+    """
+    return plan.processing_settings(name, GRID, N_CLIPS, _warn_once)
 
 
 def setting_outputs():
     """Output patterns of one evaluate job: every search's metric files."""
-    base = f"{RESULTS}/{{collection}}/metrics/{{model}}/{{variation}}"
     return [
-        f"{base}/agg-{{aggregation}}_pca-{{pca}}_search-{s}/{f}"
+        LAYOUT.setting_files(
+            "{model}", "{variation}", setting_name("{aggregation}", "{pca}", s)
+        ).file(kind)
         for s in SEARCHES
-        for f in METRIC_FILES
+        for kind in ("per_label", "per_family", "summary", "rankings", "per_query")
     ]
+
+
+def configured_settings():
+    """The files of every configured setting of every enabled model/variation
+    (soundsim.plan.configured_settings: the same settings `soundsim tables` reads)."""
+    return plan.configured_settings(config, N_CLIPS, _warn_once)
+
+
+def metrics_files(kind):
+    """The file of ``kind`` (summary, per_label, per_family, per_query, rankings) of every configured setting."""
+    return [s.file(kind) for s in configured_settings()]
 
 
 def summary_files():
     """summary.json of every configured setting of every enabled model/variation."""
-    return [
-        f"{C}/metrics/{n}/{v}/agg-{a}_pca-{p}_search-{s}/summary.json"
-        for n, v in WEIGHTS
-        for a, p in processing_settings(n)
-        for s in SEARCHES
-    ]
-
-
-def per_query_files():
-    """per_query.parquet of every configured setting (what the confidence intervals resample)."""
-    return [f[: -len("summary.json")] + "per_query.parquet" for f in summary_files()]
+    return metrics_files("summary")
 
 
 def paper_table2():
     """The paper's Table II (CSV) to print beside soundsim's numbers, or '' (FSD50K only)."""
-    path = config["evaluation"].get("paper_table2")
-    if not path or COLLECTION["kind"] != "fsd50k":
-        return ""
-    if not Path(path).is_file():
-        logger.warning(f"evaluation.paper_table2: {path} not found; tables without the paper's values")
-        return ""
-    return path
+    return plan.paper_table2(config, lambda msg: logger.warning(msg)) or ""
 
 
 def table_files():
-    return [
-        f"{C}/tables/{t}"
-        for t in ("all_settings.csv", "best_settings.csv", "models.csv", "models.md", "families.csv",
-                  "pairwise.csv")
-    ]
+    return [OUT.table(t) for t in SUMMARY_TABLES]
 
 
 def figure_files():
-    names = [f"grid/{n}__{v}" for n, v in WEIGHTS] + ["families", "models", "per_label", "significance"]
-    return [f"{C}/figures/{n}.{ext}" for n in names for ext in ("png", "pdf")]
+    names = [grid_figure_name(n, v) for n, v in WEIGHTS] + list(FIGURES)
+    return [f for n in names for f in OUT.figure_files(n)]
 
 
 def all_targets():
     """Everything `rule all` asks for (grows as stages are added)."""
     return [
-        f"{C}/manifest.csv",
-        f"{C}/bad_audio.csv",
-        f"{C}/labels.csv",
-        f"{C}/families.json",
+        OUT.manifest,
+        OUT.bad_audio,
+        OUT.labels,
+        OUT.families,
         *embedding_files(),
         *summary_files(),
         *(table_files() + figure_files() if WEIGHTS else []),
     ]
 
 
+def rated_summaries(wildcards):
+    """summary.json of every system rated in the collection's ratings database (its MAP@15)."""
+    lay = Layout(RESULTS, wildcards.collection)
+    return [lay.system_files(s).summary for s in rated_systems(lay.listening_db)]
+
+
 def collection_inputs(wildcards):
     """The files the manifest depends on, by collection kind."""
     kind = COLLECTION["kind"]
     if kind == "demo":
-        src = f"{RESULTS}/{wildcards.collection}/source"
+        lay = Layout(RESULTS, wildcards.collection)
         return {
-            "audio": f"{src}/audio",
-            "ground_truth": f"{src}/ground_truth.csv",
-            "vocabulary": f"{src}/vocabulary.csv",
-            "families": f"{src}/families.json",
+            "audio": lay.source_audio,
+            "ground_truth": lay.source("ground_truth"),
+            "vocabulary": lay.source("vocabulary"),
+            "families": lay.source("families"),
         }
     keys = ["ground_truth", "vocabulary", "ontology", "families"]
     return {k: COLLECTION[k] for k in keys if COLLECTION.get(k)}

@@ -6,14 +6,16 @@
 rule evaluate:
     """Aggregate, L2-normalise, PCA; exact search and the paper's metrics for every search."""
     input:
-        embeddings=f"{RESULTS}/{{collection}}/embeddings/{{model}}/{{variation}}.h5",
-        manifest=f"{RESULTS}/{{collection}}/manifest.csv",
-        families=f"{RESULTS}/{{collection}}/families.json",
+        embeddings=LAYOUT.embeddings("{model}", "{variation}"),
+        manifest=LAYOUT.manifest,
+        families=LAYOUT.families,
     output:
-        processed=f"{RESULTS}/{{collection}}/processed/{{model}}/{{variation}}/agg-{{aggregation}}_pca-{{pca}}.h5",
+        processed=LAYOUT.processed("{model}", "{variation}", "{aggregation}", "{pca}"),
         metrics=setting_outputs(),
     params:
-        metrics_dir=lambda w: f"{RESULTS}/{w.collection}/metrics/{w.model}/{w.variation}",
+        metrics_dir=lambda w: str(
+            Layout(RESULTS, w.collection).metrics_variation_dir(w.model, w.variation)
+        ),
         searches=SEARCHES,
         cutoffs=config["evaluation"]["cutoffs"],
         seed=config["evaluation"]["seed"],
@@ -23,7 +25,7 @@ rule evaluate:
     group:
         "evaluate"
     log:
-        f"{RESULTS}/{{collection}}/logs/evaluate/{{model}}/{{variation}}/agg-{{aggregation}}_pca-{{pca}}.log",
+        LAYOUT.evaluate_log("{model}", "{variation}", "{aggregation}", "{pca}"),
     conda:
         "../../envs/soundsim.yaml"
     script:

@@ -6,11 +6,9 @@
 rule extract_shard:
     """Embed one shard of the manifest with one model/variation (resumable after a crash)."""
     input:
-        manifest=f"{RESULTS}/{{collection}}/manifest.csv",
+        manifest=LAYOUT.manifest,
     output:
-        temp(
-            f"{RESULTS}/{{collection}}/embeddings/{{model}}/{{variation}}.shard-{{shard}}-of-{{shards}}.h5"
-        ),
+        temp(LAYOUT.shard("{model}", "{variation}", "{shard}", "{shards}")),
     params:
         env=lambda w: model_env(w.model),
         weights=lambda w: model_weights(w.model, w.variation),
@@ -20,13 +18,15 @@ rule extract_shard:
         on_bad_audio=config["extraction"]["on_bad_audio"],
         # the previous merged embeddings: clips whose key is unchanged are copied from it
         reuse=lambda w: (
-            f"{RESULTS}/{w.collection}/embeddings/{w.model}/{w.variation}.h5" if REUSE else ""
+            str(Layout(RESULTS, w.collection).embeddings(w.model, w.variation))
+            if REUSE
+            else ""
         ),
     threads: 1
     resources:
         gpu=lambda w: 1 if model_info(w.model).needs_gpu else 0,
     log:
-        f"{RESULTS}/{{collection}}/logs/extract/{{model}}/{{variation}}.shard-{{shard}}-of-{{shards}}.log",
+        LAYOUT.extract_log("{model}", "{variation}", "{shard}", "{shards}"),
     conda:
         lambda w: f"../../envs/{model_env(w.model)}.yaml"
     script:
@@ -38,9 +38,9 @@ rule merge_embeddings:
     input:
         shards=lambda w: shard_files(w.collection, w.model, w.variation),
     output:
-        f"{RESULTS}/{{collection}}/embeddings/{{model}}/{{variation}}.h5",
+        LAYOUT.embeddings("{model}", "{variation}"),
     log:
-        f"{RESULTS}/{{collection}}/logs/extract/{{model}}/{{variation}}.merge.log",
+        LAYOUT.merge_log("{model}", "{variation}"),
     conda:
         "../../envs/soundsim.yaml"
     script:

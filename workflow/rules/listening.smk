@@ -3,8 +3,6 @@
 # tables/listening.csv (+ .json: Spearman correlations) and figures/listening.png/.pdf.
 # `rule all` never asks for it: without a ratings database the default DAG is unchanged.
 
-from soundsim.listen.db import rated_systems
-
 
 localrules:
     listening,
@@ -14,31 +12,24 @@ localrules:
 rule listening_summary:
     """Mean rating with 95 % CI per system next to its MAP@15; Spearman rank correlation."""
     input:
-        ratings=f"{RESULTS}/{{collection}}/listening/ratings.sqlite",
+        ratings=LAYOUT.listening_db,
         # MAP@15 of every rated system: its summary.json
-        summaries=lambda w: [
-            f"{RESULTS}/{w.collection}/metrics/{s}/summary.json"
-            for s in rated_systems(
-                f"{RESULTS}/{w.collection}/listening/ratings.sqlite"
-            )
-        ],
+        summaries=rated_summaries,
     output:
         table=report(
-            f"{RESULTS}/{{collection}}/tables/listening.csv",
+            LAYOUT.table("listening"),
             caption="../report/listening_table.rst",
             category="Listening test",
         ),
-        correlations=f"{RESULTS}/{{collection}}/tables/listening.json",
+        correlations=LAYOUT.table("listening_json"),
         figure=report(
-            f"{RESULTS}/{{collection}}/figures/listening.png",
+            LAYOUT.figure("listening"),
             caption="../report/listening.rst",
             category="Listening test",
         ),
-        pdf=f"{RESULTS}/{{collection}}/figures/listening.pdf",
-    params:
-        metrics_dir=lambda w: f"{RESULTS}/{w.collection}/metrics",
+        pdf=LAYOUT.figure("listening", "pdf"),
     log:
-        f"{RESULTS}/{{collection}}/logs/listening.log",
+        LAYOUT.log("listening"),
     conda:
         "../../envs/soundsim.yaml"
     script:
@@ -48,5 +39,5 @@ rule listening_summary:
 rule listening:
     """Target: the listening summary of the configured collection (needs its ratings database)."""
     input:
-        f"{C}/tables/listening.csv",
-        f"{C}/figures/listening.png",
+        OUT.table("listening"),
+        OUT.figure("listening"),

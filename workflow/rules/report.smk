@@ -12,31 +12,34 @@ localrules:
 rule tables:
     """All settings, best settings (Table I), models (Table II), families, labels, pairwise tests."""
     input:
-        summaries=summary_files(),
-        per_query=per_query_files(),
+        # the files of every configured setting, and nothing else in the tree
+        summaries=metrics_files("summary"),
+        per_label=metrics_files("per_label"),
+        per_family=metrics_files("per_family"),
+        per_query=metrics_files("per_query"),
     output:
         all_settings=report(
-            f"{C}/tables/all_settings.csv",
+            OUT.table("all_settings"),
             caption="../report/all_settings.rst",
             category="Tables",
         ),
         best_settings=report(
-            f"{C}/tables/best_settings.csv",
+            OUT.table("best_settings"),
             caption="../report/best_settings.rst",
             category="Tables",
         ),
         models=report(
-            f"{C}/tables/models.csv", caption="../report/models.rst", category="Tables"
+            OUT.table("models"), caption="../report/models.rst", category="Tables"
         ),
-        models_md=f"{C}/tables/models.md",
+        models_md=OUT.table("models_md"),
         families=report(
-            f"{C}/tables/families.csv",
+            OUT.table("families"),
             caption="../report/families_table.rst",
             category="Tables",
         ),
-        labels=f"{C}/tables/labels.csv",
+        labels=OUT.table("labels"),
         pairwise=report(
-            f"{C}/tables/pairwise.csv",
+            OUT.table("pairwise"),
             caption="../report/pairwise.rst",
             category="Tables",
         ),
@@ -45,8 +48,9 @@ rule tables:
         n_resamples=config["evaluation"]["n_resamples"],
         confidence=config["evaluation"]["confidence"],
         seed=config["evaluation"]["seed"],
+        collection=OUT.collection,
     log:
-        f"{C}/logs/tables.log",
+        OUT.log("tables"),
     conda:
         "../../envs/soundsim.yaml"
     script:
@@ -54,17 +58,18 @@ rule tables:
 
 
 rule figures:
-    """Figures, PNG and PDF."""
+    """Figures, PNG and PDF, drawn from the tables."""
     input:
-        all_settings=f"{C}/tables/all_settings.csv",
-        models=f"{C}/tables/models.csv",
-        families=f"{C}/tables/families.csv",
-        labels=f"{C}/tables/labels.csv",
-        pairwise=f"{C}/tables/pairwise.csv",
+        all_settings=OUT.table("all_settings"),
+        best_settings=OUT.table("best_settings"),
+        models=OUT.table("models"),
+        families=OUT.table("families"),
+        labels=OUT.table("labels"),
+        pairwise=OUT.table("pairwise"),
     output:
         grid=[
             report(
-                f"{C}/figures/grid/{n}__{v}.png",
+                OUT.figure(grid_figure_name(n, v)),
                 caption="../report/grid.rst",
                 category="Figures",
                 subcategory="Processing x search grid (Fig. 1)",
@@ -72,39 +77,37 @@ rule figures:
             )
             for n, v in WEIGHTS
         ],
-        grid_pdf=[f"{C}/figures/grid/{n}__{v}.pdf" for n, v in WEIGHTS],
+        grid_pdf=[OUT.figure(grid_figure_name(n, v), "pdf") for n, v in WEIGHTS],
         families=report(
-            f"{C}/figures/families.png",
+            OUT.figure("families"),
             caption="../report/families.rst",
             category="Figures",
             labels={"figure": "families (Fig. 2)"},
         ),
         models=report(
-            f"{C}/figures/models.png",
+            OUT.figure("models"),
             caption="../report/models_figure.rst",
             category="Figures",
             labels={"figure": "models"},
         ),
         per_label=report(
-            f"{C}/figures/per_label.png",
+            OUT.figure("per_label"),
             caption="../report/per_label.rst",
             category="Figures",
             labels={"figure": "per label"},
         ),
         significance=report(
-            f"{C}/figures/significance.png",
+            OUT.figure("significance"),
             caption="../report/significance.rst",
             category="Figures",
             labels={"figure": "significance matrix"},
         ),
-        pdfs=[
-            f"{C}/figures/{f}.pdf"
-            for f in ("families", "models", "per_label", "significance")
-        ],
+        pdfs=[OUT.figure(f, "pdf") for f in FIGURES],
     params:
         confidence=config["evaluation"]["confidence"],
+        collection=OUT.collection,
     log:
-        f"{C}/logs/figures.log",
+        OUT.log("figures"),
     conda:
         "../../envs/soundsim.yaml"
     script:

@@ -1,19 +1,16 @@
-"""Rule figures: thin wrapper over soundsim.figures.make_figures."""
+"""Rule figures: thin wrapper over soundsim.figures.make_figures, drawn from the declared tables."""
 
 from pathlib import Path
 
-from soundsim.figures import make_figures
+from soundsim.figures import FIGURE_TABLES, make_figures
 from soundsim.logutil import job_log
 
 sm = snakemake  # noqa: F821 - injected by Snakemake
 
-collection_dir = Path(sm.input.models).parent.parent  # results/<collection>
-
 with job_log(sm.log[0]):
     make_figures(
-        collection_dir / "metrics",
-        {k: sm.input[k] for k in ("all_settings", "models", "families", "labels", "pairwise")},
+        {k: sm.input[k] for k in FIGURE_TABLES},
         Path(sm.output.models).parent,
-        collection=collection_dir.name,
+        collection=sm.params.collection,
         confidence=sm.params.confidence,
     )

@@ -11,6 +11,6 @@ with job_log(sm.log[0]):
         sm.output.table,
         sm.output.correlations,
         sm.output.figure[: -len(".png")],
-        metrics_dir=sm.params.metrics_dir,
+        summaries=list(sm.input.summaries),
         collection=sm.wildcards.collection,
     )

@@ -24,8 +24,11 @@ __all__ = ["Collection", "csv_folder", "demo", "demo_source_dir", "fsd50k", "loa
 
 
 def demo_source_dir(results_dir: str | Path, name: str) -> Path:
-    """Where the demo collection's generated sources live: ``<results>/<name>/source``."""
-    return Path(results_dir) / name / "source"
+    """Where the demo collection's generated sources live: ``<results>/<name>/source``
+    (:attr:`soundsim.layout.Layout.source_dir`)."""
+    from soundsim.layout import Layout
+
+    return Layout(results_dir, name).source_dir
 
 
 def load_collection(cfg: Mapping[str, Any], demo_dir: str | Path | None = None) -> Collection:

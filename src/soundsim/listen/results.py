@@ -1,6 +1,6 @@
 """Read-only access to a collection's workflow results for the listening page.
 
-Everything comes from ``results/<collection>/``:
+Everything comes from ``results/<collection>/`` (paths: :class:`soundsim.layout.Layout`):
 
 * ``manifest.csv``: the clips (fname -> audio path, labels); the only files the
   page will ever serve are the paths listed there, looked up by fname;
@@ -9,13 +9,15 @@ Everything comes from ``results/<collection>/``:
   :func:`soundsim.store.read_rankings`), with its ``summary.json`` (MAP@15);
 * ``tables/best_settings.csv``: each model's best setting (the default systems).
 
-A system is named by its id ``<model>/<variation>/<setting>``, e.g.
-``aisfx/x-sequential-ce/agg-max_pca-100_search-mcss``.
+A system is named by its id ``<model>/<variation>/<setting>``
+(:func:`soundsim.layout.parse_system_id`). The page shows whatever has been
+evaluated, so it looks for the rankings files that are there
+(:func:`soundsim.layout.find_settings`).
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import random
 import re
@@ -27,13 +29,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from soundsim import layout as L
 from soundsim import metrics as M
 from soundsim.errors import SoundsimError
+
+log = logging.getLogger(__name__)
 
 #: results shown per system, and the cutoff of the AP shown beside them
 TOP_N = 15
 MAX_SYSTEMS = 4
-SETTING_RE = re.compile(r"^agg-(?P<aggregation>[A-Za-z0-9]+)_pca-(?P<pca>[A-Za-z0-9]+)_search-(?P<search>[A-Za-z0-9]+)$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 #: audio content types by the manifest's ``format`` column (libsndfile major format)
@@ -107,11 +111,15 @@ class _RankCache:
 
 
 def parse_system_id(sid: str) -> tuple[str, str, str]:
-    """``model/variation/setting`` -> its three parts; :class:`BadRequest` when malformed."""
-    parts = sid.split("/")
-    if len(parts) != 3 or not all(_NAME_RE.match(p) for p in parts) or not SETTING_RE.match(parts[2]):
-        raise BadRequest(f"system {sid!r} is not of the form <model>/<variation>/agg-<a>_pca-<p>_search-<s>")
-    return parts[0], parts[1], parts[2]
+    """``model/variation/setting`` -> its three parts (:func:`soundsim.layout.parse_system_id`,
+    model and variation plain names); :class:`BadRequest` when malformed."""
+    try:
+        model, variation, setting = L.parse_system_id(sid)
+    except L.LayoutError as e:
+        raise BadRequest(str(e)) from None
+    if not (_NAME_RE.match(model) and _NAME_RE.match(variation)):
+        raise BadRequest(f"system {sid!r} is not of the form <model>/<variation>/{L.SETTING_PATTERN}")
+    return model, variation, setting
 
 
 class Results:
@@ -122,7 +130,8 @@ class Results:
             raise BadRequest(f"collection name {collection!r} is not a plain folder name")
         self.results_dir = Path(results_dir)
         self.collection = collection
-        self.dir = self.results_dir / collection
+        self.layout = L.Layout(results_dir, collection)
+        self.dir = self.layout.dir
         self._lock = threading.Lock()
         self._manifest: tuple[float, pd.DataFrame, dict[str, int], dict[str, list[str]]] | None = None
         self._rank_cache: dict[str, _RankCache] = {}
@@ -130,19 +139,19 @@ class Results:
     # ------------------------------------------------------------------ paths
     @property
     def manifest_path(self) -> Path:
-        return self.dir / "manifest.csv"
+        return self.layout.manifest
 
     @property
     def metrics_dir(self) -> Path:
-        return self.dir / "metrics"
+        return self.layout.metrics_dir
 
     @property
     def best_settings_path(self) -> Path:
-        return self.dir / "tables" / "best_settings.csv"
+        return self.layout.table("best_settings")
 
     @property
     def ratings_path(self) -> Path:
-        return self.dir / "listening" / "ratings.sqlite"
+        return self.layout.listening_db
 
     # ------------------------------------------------------------------ manifest
     def manifest(self) -> pd.DataFrame:
@@ -211,14 +220,10 @@ class Results:
     def systems(self) -> list[System]:
         """Every evaluated setting that has a rankings file, sorted by model, variation, setting."""
         out = []
-        if not self.metrics_dir.is_dir():
-            return out
-        for rk in sorted(self.metrics_dir.glob("*/*/*/rankings.h5")):
-            setting = rk.parent.name
-            m = SETTING_RE.match(setting)
-            variation, model = rk.parent.parent.name, rk.parent.parent.parent.name
-            if m and _NAME_RE.match(model) and _NAME_RE.match(variation):
-                out.append(System(model, variation, setting, m["aggregation"], m["pca"], m["search"]))
+        for f in self.layout.find_settings("rankings"):
+            if _NAME_RE.match(f.model) and _NAME_RE.match(f.variation):
+                st = L.parse_setting(f.setting)
+                out.append(System(f.model, f.variation, f.setting, st.aggregation, st.pca, st.search))
         return out
 
     def require_systems(self) -> list[System]:
@@ -258,22 +263,28 @@ class Results:
                     out.append(s)
         return out[:MAX_SYSTEMS]
 
-    def summary(self, system: System) -> dict[str, Any]:
-        p = self.metrics_dir / system.model / system.variation / system.setting / "summary.json"
+    def files(self, system: System) -> L.SettingFiles:
+        """The files of ``system``'s setting folder."""
+        return self.layout.setting_files(system.model, system.variation, system.setting)
+
+    def summary(self, system: System) -> L.Summary | None:
+        """The system's summary.json (:func:`soundsim.layout.read_summary`), or None when it is
+        missing or malformed (logged: the page still shows the rankings)."""
         try:
-            return json.loads(p.read_text())
-        except (OSError, ValueError):
-            return {}
+            return L.read_summary(self.files(system).summary)
+        except L.SummaryError as e:
+            log.warning("%s", e)
+            return None
 
     def map_at(self, system: System, n: int = TOP_N) -> float:
-        v = (self.summary(system).get("macro") or {}).get(f"map@{n}")
-        return float(v) if v is not None else math.nan
+        s = self.summary(system)
+        return s.macro.get(f"map@{n}", math.nan) if s is not None else math.nan
 
     # ------------------------------------------------------------------ rankings
     def _rankings(self, system: System) -> _RankCache:
         from soundsim.store import read_rankings
 
-        p = self.metrics_dir / system.model / system.variation / system.setting / "rankings.h5"
+        p = self.files(system).rankings
         mtime = p.stat().st_mtime
         with self._lock:
             c = self._rank_cache.get(system.id)

@@ -5,7 +5,8 @@ Per system (``<model>/<variation>/<setting>``), :func:`summarize` gives the numb
 ratings, listeners and queries, the mean rating (1-5) with a 95 % t confidence interval
 (NaN with a single rating), how often its list was picked as best, the mean AP@15 of the
 rated queries and the system's macro MAP@15 (from its ``summary.json``, else the value
-stored with the ratings). :func:`correlations` gives Spearman's rank correlation between
+stored with the ratings; the ``listening_summary`` rule passes the declared
+``summary.json`` of every rated system). :func:`correlations` gives Spearman's rank correlation between
 mean rating and MAP@15 over systems, and between each rating and that query's AP@15.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from soundsim import layout as L
 from soundsim.errors import SoundsimError
-from soundsim.fileutil import atomic_path, write_text_atomic
+from soundsim.fileutil import atomic_path, write_csv_atomic, write_text_atomic
 from soundsim.listen import db
 
 log = logging.getLogger(__name__)
@@ -48,29 +51,34 @@ def _ci(x: np.ndarray, level: float = CONFIDENCE) -> tuple[float, float]:
     return m - h, m + h
 
 
-def _map_from_metrics(metrics_dir: Path | None, system: str) -> float:
-    if metrics_dir is None:
-        return math.nan
-    p = metrics_dir / system / "summary.json"
-    try:
-        v = (json.loads(p.read_text()).get("macro") or {}).get("map@15")
-    except (OSError, ValueError):
-        return math.nan
-    return float(v) if v is not None else math.nan
+def _summaries_by_system(summaries: Iterable[str | Path] | None) -> dict[str, Path]:
+    """System id (``<model>/<variation>/<setting>``) -> its summary.json, from the given files."""
+    return {L.setting_files_of(p).id: Path(p) for p in summaries or ()}
 
 
-def summarize(ratings: pd.DataFrame, metrics_dir: str | Path | None = None) -> pd.DataFrame:
-    """One row per rated system (:data:`COLUMNS`), best mean rating first."""
+def _map15(summaries: dict[str, Path], system: str) -> float:
+    """The system's macro MAP@15 from its summary.json (:func:`soundsim.layout.read_summary`;
+    a malformed file is an error naming it), NaN when no summary is given for it."""
+    path = summaries.get(system)
+    if path is None:
+        return math.nan
+    return L.read_summary(path).macro.get("map@15", math.nan)
+
+
+def summarize(ratings: pd.DataFrame, summaries: Iterable[str | Path] | None = None) -> pd.DataFrame:
+    """One row per rated system (:data:`COLUMNS`), best mean rating first.
+    ``summaries``: summary.json files of (some of) the rated systems; a system's
+    MAP@15 comes from its file, else from the value stored with its ratings."""
     if ratings.empty:
         raise ListeningError("no ratings to summarise")
-    mdir = Path(metrics_dir) if metrics_dir is not None else None
+    by_system = _summaries_by_system(summaries)
     picked = ratings.groupby("judgement_id")["best_position"].first().notna()
     rows: list[dict[str, Any]] = []
     for sid, g in ratings.groupby("system", sort=True):
         r = g["rating"].to_numpy(dtype=float)
         lo, hi = _ci(r)
         shown_with_pick = int(picked.reindex(g["judgement_id"].unique()).sum())
-        map15 = _map_from_metrics(mdir, str(sid))
+        map15 = _map15(by_system, str(sid))
         if math.isnan(map15):
             stored = pd.to_numeric(g["map"], errors="coerce").dropna()
             map15 = float(stored.iloc[-1]) if len(stored) else math.nan
@@ -170,19 +178,19 @@ def write_listening(
     table_path: str | Path,
     json_path: str | Path,
     figure_stem: str | Path,
-    metrics_dir: str | Path | None = None,
+    summaries: Iterable[str | Path] | None = None,
     collection: str = "",
 ) -> dict[str, Path]:
-    """Read the ratings database and write the table, the correlations (JSON) and the figure."""
+    """Read the ratings database and write the table (6 decimals, NaN as ``nan``), the
+    correlations (JSON) and the figure. ``summaries``: see :func:`summarize`."""
     if not Path(ratings_db).is_file():
         raise ListeningError(f"{ratings_db}: no ratings database (rate some lists with `soundsim listen` first)")
     ratings = db.read_ratings(ratings_db)
     if ratings.empty:
         raise ListeningError(f"{ratings_db}: the database holds no ratings yet")
-    table = summarize(ratings, metrics_dir)
+    table = summarize(ratings, summaries)
     corr = correlations(ratings, table)
-    with atomic_path(table_path) as tmp:
-        table.to_csv(tmp, index=False, na_rep="nan", float_format="%.6f")
+    write_csv_atomic(table, table_path, float_format="%.6f")
     info = {
         "ratings_db": str(ratings_db),
         "n_judgements": int(ratings["judgement_id"].nunique()),
