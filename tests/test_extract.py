@@ -137,7 +137,10 @@ def test_journal_survives_a_torn_record(tmp_path, clips, caplog):
 def _meta():
     from soundsim.provenance import model_code_version
 
-    return extract.journal_meta(MODEL, VAR, None, "bundled", {}, model_code_version(MODEL))
+    from soundsim.models import check_options
+
+    # the journal is for the options the shard runs with: every declared one, defaults filled
+    return extract.journal_meta(MODEL, VAR, None, "bundled", check_options(MODEL, {}), model_code_version(MODEL))
 
 
 def test_journal_for_other_settings_is_discarded(tmp_path, clips, caplog):
@@ -291,3 +294,48 @@ def test_a_second_writer_fails_at_once_and_the_first_finishes_correctly(tmp_path
     assert got.fnames == ref.fnames and np.array_equal(got.embeddings, ref.embeddings)
     assert np.array_equal(got.offsets, ref.offsets) and got.keys == ref.keys
     assert not lock.exists()
+
+
+def test_options_are_checked_before_anything_is_read_or_written(tmp_path, clips):
+    from soundsim.errors import ConfigError
+
+    man = write_manifest(tmp_path, clips[:2])
+    for options, message in (
+        ({"nosuch": 1}, "models.aisfx.options.nosuch: unknown option; allowed options: batch_size"),
+        ({"batch_size": "8"}, "models.aisfx.options.batch_size: '8' is not an integer; allowed values: an integer >= 1"),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            extract.extract_shard(man, MODEL, VAR, 0, 1, tmp_path / "x.h5", options=options, progress=False)
+        assert str(exc.value) == message
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.csv"]  # no output, lock or journal
+
+
+def test_options_are_recorded_with_defaults_and_a_default_given_is_the_same_key(tmp_path, clips):
+    """The file's ``options`` attribute lists every declared option; leaving an option out or giving
+    its default value is the same key (reused, not embedded again); another value is another key."""
+    import json
+
+    man = write_manifest(tmp_path, clips[:3])
+    first = _run(man, tmp_path / "a.h5")
+    assert json.loads(first.attrs["options"]) == {"batch_size": 32}
+    same = _run(man, tmp_path / "b.h5", reuse=tmp_path / "a.h5", options={"batch_size": 32})
+    assert same.attrs["n_reused"] == 3 and same.keys == first.keys
+    other = _run(man, tmp_path / "c.h5", reuse=tmp_path / "a.h5", options={"batch_size": 2})
+    assert other.attrs["n_reused"] == 0 and json.loads(other.attrs["options"]) == {"batch_size": 2}
+    np.testing.assert_allclose(other.embeddings, first.embeddings, rtol=1e-5, atol=1e-6)  # batch size: memory only
+
+
+def test_cli_unknown_or_bad_option_is_one_line_and_exit_status_2(venv_bin, tmp_path, clips):
+    """`soundsim extract --option nosuch=1`, as a real process: one line naming the option and the
+    allowed ones, exit status 2, nothing written."""
+    man = write_manifest(tmp_path, clips[:1])
+    for option, message in (
+        ("nosuch=1", "models.aisfx.options.nosuch: unknown option; allowed options: batch_size"),
+        ("batch_size=0", "models.aisfx.options.batch_size: 0 is out of range; allowed values: an integer >= 1"),
+    ):
+        r = subprocess.run([venv_bin / "soundsim", "-q", "extract", "--manifest", man, "--model", MODEL,
+                            "--option", option, "--out", tmp_path / "x.h5"], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 2
+        assert r.stderr.splitlines() == [f"soundsim extract: error: {message}"]
+        assert r.stdout == "" and not (tmp_path / "x.h5").exists()

@@ -224,8 +224,12 @@ def test_errors(checkpoints, tmp_path):
     torch.save(broken, tmp_path / "broken.pth")
     with pytest.raises(ConfigError, match=r"does not match the architecture: missing blocks_u.0.norm1_a.weight"):
         models.load("cav-mae", weights=str(tmp_path / "broken.pth"))
-    with pytest.raises(TypeError, match=r"cav-mae takes the option 'native_rate', got \['layer'\]"):
+    with pytest.raises(ConfigError, match=r"^models.cav-mae.options.layer: unknown option; allowed options: "
+                       r"native_rate$"):
         models.load("cav-mae", weights=str(checkpoints["as_46.6"]), options={"layer": "x"})
+    with pytest.raises(ConfigError, match=r"^models.cav-mae.options.native_rate: 'yes' is not true or false; "
+                       r"allowed values: true or false$"):
+        models.load("cav-mae", weights=str(checkpoints["as_46.6"]), options={"native_rate": "yes"})
 
 
 def test_native_rate_long_clip_resampled_in_blocks(result):

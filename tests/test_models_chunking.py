@@ -43,10 +43,12 @@ def test_aisfx_blocks_in_batches_equal_one_batch():
 def test_aisfx_batch_size_option():
     from soundsim.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="models.aisfx.options.batch_size: 0; need an integer >= 1"):
+    with pytest.raises(ConfigError, match="^models.aisfx.options.batch_size: 0 is out of range; allowed values: "
+                       "an integer >= 1$"):
         models.load("aisfx", options={"batch_size": 0})
-    with pytest.raises(TypeError, match="aisfx takes only the option 'batch_size'"):
+    with pytest.raises(ConfigError, match="^models.aisfx.options.chunk: unknown option; allowed options: batch_size$"):
         models.load("aisfx", options={"chunk": 1})
+    assert models.load("aisfx", options={"batch_size": 3}).embedder.batch_size == 3
 
 
 def _imagebind_features_whole_copy(embedder, y: np.ndarray):

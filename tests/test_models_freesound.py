@@ -69,7 +69,7 @@ def test_values_are_the_named_extractor_statistics(tmp_path):
     """Each position holds the statistic its FEATURE_NAMES entry names, for a short and a long clip."""
     import essentia.standard as es
 
-    emb = fs.load("freesound-extractor", None)
+    emb = models.load("freesound").embedder
     for seconds in (0.3, 4.0):
         x = clip(seconds, 550)
         path = tmp_path / f"c{seconds}.wav"
@@ -156,11 +156,14 @@ def test_clip_without_any_pitched_frame_falls_back_to_dither(model, caplog):
 
 def test_load_rejects_weights_and_unknown_options():
     with pytest.raises(ConfigError, match="the Freesound features have no weights"):
-        fs.load("freesound-extractor", "/some/file")
-    with pytest.raises(TypeError, match="only the option 'silent_frames'"):
-        fs.load("freesound-extractor", None, layer="x")
-    with pytest.raises(ConfigError, match="silent_frames: 'loud' is not allowed; allowed values: keep, noise"):
-        fs.load("freesound-extractor", None, silent_frames="loud")
+        models.load("freesound", weights="/some/file")
+    with pytest.raises(ConfigError, match="^models.freesound.options.layer: unknown option; allowed options: "
+                       "silent_frames$"):
+        models.load("freesound", options={"layer": "x"})
+    with pytest.raises(ConfigError, match="^models.freesound.options.silent_frames: 'loud' is not allowed; "
+                       "allowed values: 'keep', 'noise'$"):
+        models.load("freesound", options={"silent_frames": "loud"})
+    assert models.load("freesound").embedder.silent_frames == "keep"  # the declared default
 
 
 

@@ -3,7 +3,7 @@
     soundsim check-config [config.yaml]
     soundsim demo-data --out results/demo/source [--seed 0] [--clips-per-class 16]
     soundsim manifest [--config config.yaml] [--threads N]
-    soundsim models [--config config.yaml]
+    soundsim models [--config config.yaml] [--paper | --options]
     soundsim extract --manifest M --model NAME [--variation V] [--shard K --shards N] --out OUT.h5
     soundsim merge SHARD.h5 ... --out MERGED.h5
     soundsim evaluate EMB.h5 --ground-truth GT.csv [--families F.json] [--aggregation ...] [--pca ...]
@@ -99,6 +99,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from soundsim import models
     from soundsim.envs import env_status
 
+    if args.options:
+        print(models.options_table())
+        return 0
     cfg: dict = {"models": {}}
     if args.config and Path(args.config).is_file():
         from soundsim.config import load_config
@@ -327,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--weights-dir", help="folder of weights under their official file names (default: the config's weights_dir)")
     ml.add_argument("--paper", action="store_true", help="one row per model of the paper's Table II: modality, objective, "
                     "parameters, training data, native dims")
+    ml.add_argument("--options", action="store_true", help="each model's options (models.<name>.options): type, "
+                    "default, allowed values, what it does (a Markdown table)")
     ml.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
     ml.set_defaults(func=_cmd_models)
 
@@ -339,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, type=Path, help="output HDF5 (a journal <out>.partial/ is kept while working)")
     e.add_argument("--weights", help="local weights path (required unless the model ships its weights)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
-    e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="model option (repeatable)")
+    e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option, the value in YAML (repeatable; see `soundsim models --options`)")
     e.add_argument("--on-bad-audio", choices=["skip", "fail"], default="skip",
                    help="skip: record unusable clips in /failed and go on; fail: stop naming the file")
     e.add_argument("--reuse", type=Path, metavar="PREVIOUS.h5",

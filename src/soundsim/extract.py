@@ -8,8 +8,10 @@ in manifest order, into ``<variation>.h5`` (the format of
 
 **Keys and reuse.** Every clip is keyed by :func:`clip_key`: the sha256 of
 its content fingerprint (the manifest's ``fingerprint``: a hash of the audio
-file's bytes), the model, variation, options, the weights file's fingerprint
-and the model's code version (:func:`soundsim.provenance.model_code_version`).
+file's bytes), the model, variation, options (every option the model declares,
+defaults filled: leaving an option out or giving its default is the same key),
+the weights file's fingerprint and the model's code version
+(:func:`soundsim.provenance.model_code_version`).
 The key is stored with the clip's rows (``/keys``). Given the previous
 embeddings file (``reuse``), a clip whose key is unchanged takes its rows from
 there, bit for bit, and is not embedded again; changed or new clips are
@@ -219,7 +221,7 @@ def embed_clip(model: models.LoadedModel, path: str) -> np.ndarray:
     x = prepare(x, inf.sample_rate, inf.min_duration)
     try:
         emb = model.embed(x)
-    except (RuntimeError, ValueError, AssertionError) as e:  # Essentia raises RuntimeError
+    except (RuntimeError, ValueError) as e:  # Essentia raises RuntimeError
         raise AudioError(path, f"{inf.name} could not embed it: {type(e).__name__}: {e}") from e
     dim = getattr(model.embedder, "dim", None) or inf.dim_of(model.variation)  # an option may pick another layer
     if emb.ndim != 2 or emb.shape[0] == 0 or emb.shape[1] != dim:
@@ -325,7 +327,10 @@ def extract_shard(
     ``reuse``: a previous embeddings file of this model/variation (usually the
     merged ``<variation>.h5``) whose clips with unchanged keys are copied
     instead of embedded. ``code_version`` / ``weights_fingerprint``: as the
-    workflow computed them (default: computed here). Returns ``out_path``."""
+    workflow computed them (default: computed here). ``options`` are checked against the
+    model's declaration and completed with its defaults (:func:`soundsim.models.check_options`)
+    before anything is read or written: the keys, the journal and the file's ``options``
+    attribute hold every option the model ran with. Returns ``out_path``."""
     from soundsim import provenance
     from soundsim.fileutil import exclusive_lock
     from soundsim.fingerprint import weights_fingerprint as fingerprint_of_weights
@@ -333,6 +338,7 @@ def extract_shard(
 
     if on_bad_audio not in ("skip", "fail"):
         raise ValueError(f"on_bad_audio must be 'skip' or 'fail', not {on_bad_audio!r}")
+    opts = models.check_options(model_name, options)
     out = Path(out_path)
     with exclusive_lock(out, "this embeddings file", UNLOCK_ADVICE):
         device = resolve_device(device)
@@ -343,7 +349,6 @@ def extract_shard(
         variation = variation or inf.default_variation
         code_version = code_version or provenance.model_code_version(model_name)
         weights_fp = weights_fingerprint or fingerprint_of_weights(weights)
-        opts = dict(options or {})
         keys = {f: clip_key(fp, model_name, variation, weights_fp, code_version, opts)
                 for f, fp in zip(fnames, part["fingerprint"].tolist(), strict=True)}
         journal = Journal(journal_path(out), journal_meta(model_name, variation, weights, weights_fp, opts,
@@ -360,7 +365,7 @@ def extract_shard(
             len(done), len(todo), code_version, weights_fp,
         )
         if todo:
-            model = models.load(model_name, variation, weights, device, options)
+            model = models.load(model_name, variation, weights, device, opts)
             for fname, path in progress_bar(todo, desc=f"{model_name}/{variation} [{shard}]", unit="clip",
                                             disable=not progress):
                 try:
@@ -380,7 +385,7 @@ def extract_shard(
         emb = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum([p.shape[0] for p in parts], out=offsets[1:])
-        attrs = _attrs(inf, variation, weights, device, options)
+        attrs = _attrs(inf, variation, weights, device, opts)
         attrs.update({"shard": f"{shard}/{shards}", "code_version": code_version, "weights_fingerprint": weights_fp,
                       "n_reused": len(reused), "n_embedded": len(todo), "soundsim_commit": provenance.git_commit()})
         store.write_embeddings(out, ok, (emb, offsets), attrs, failed=failed, keys=[keys[f] or "" for f in ok],

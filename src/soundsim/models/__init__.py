@@ -6,8 +6,13 @@ module defines, at import time and without importing heavy packages:
 
 * ``INFO``: a :class:`ModelInfo` (name, variations, input sample rate,
   frame/clip level, hop, dimension, environment, the paper's metadata);
-* ``load(variation, weights, device, **options) -> Embedder``: builds the model
-  (heavy imports happen here), from local weights only; nothing is downloaded.
+* ``load(variation, weights, device, *, <option>...) -> Embedder``: builds the model
+  (heavy imports happen here), from local weights only; nothing is downloaded. Its
+  keyword-only parameters are the options ``INFO.options`` declares (an
+  :class:`OptionSpec` each: type, default, allowed values or range, help); the
+  registry checks the user's options against the declaration and fills the
+  defaults (:func:`check_options`) before calling it, so ``load`` receives every
+  declared option, valid, and checks only what needs more than a type or range.
 
 An :class:`Embedder` turns a mono float32 waveform at ``INFO.sample_rate`` into a
 ``(frames, dim)`` float32 array (one row for clip-level models). Extraction
@@ -18,6 +23,7 @@ clips before calling it, so every model sees the same, documented input.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +45,85 @@ class PaperInfo:
     params: str  # "62M"
     data_size: str  # training data volume, "80M"
     dims: int  # native embedding dimension
+
+
+OptionType = type[bool] | type[int] | type[float] | type[str]
+_TYPE_WORDS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML: null, true/false, numbers, quoted strings."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One declared model option (its name is its key in ``ModelInfo.options``).
+
+    ``type``: bool, int, float or str (an integer is accepted for a float and
+    converted; a bool is never an integer). ``choices``: the allowed values
+    (empty: any value of the type within ``min``/``max``, both inclusive).
+    ``nullable``: null is allowed too (and passed as None). ``help``: one line,
+    for ``soundsim models --options`` and the README."""
+
+    type: OptionType
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    nullable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in _TYPE_WORDS:
+            raise ValueError(f"OptionSpec.type must be one of bool, int, float, str, not {self.type!r}")
+        if self._problem(self.default) is not None:
+            raise ValueError(f"OptionSpec default {self.default!r} is not allowed by its own declaration "
+                             f"({self.allowed()})")
+
+    def allowed(self) -> str:
+        """The allowed values in words: ``'start', 'center', 'mean'``, ``an integer >= 1``, ``true or false``."""
+        if self.choices:
+            text = ", ".join(_show(c) for c in self.choices)
+        else:
+            text = _TYPE_WORDS[self.type]
+            if self.min is not None and self.max is not None:
+                text += f" from {self.min:g} to {self.max:g}"
+            elif self.min is not None:
+                text += f" >= {self.min:g}"
+            elif self.max is not None:
+                text += f" <= {self.max:g}"
+        return text + (", or null" if self.nullable else "")
+
+    def _problem(self, value: Any) -> str | None:
+        """None when ``value`` is allowed, else why not (for :meth:`check`)."""
+        if value is None:
+            return None if self.nullable else "null is not allowed"
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            ok = isinstance(value, self.type) and not isinstance(value, bool)
+        if not ok:
+            return f"{_show(value)} is not {_TYPE_WORDS[self.type]}"
+        if self.choices and value not in self.choices:
+            return f"{_show(value)} is not allowed"
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            return f"{_show(value)} is out of range"
+        return None
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` as the model's loader receives it (an integer for a float option becomes a
+        float); a ConfigError naming ``key`` and the allowed values if it is not allowed."""
+        problem = self._problem(value)
+        if problem is not None:
+            raise ConfigError(f"{key}: {problem}; allowed values: {self.allowed()}")
+        return float(value) if self.type is float and value is not None else value
 
 
 @dataclass(frozen=True)
@@ -65,6 +150,8 @@ class ModelInfo:
     paper: PaperInfo | None = None  # None: not in the paper's Table II
     packages: tuple[str, ...] = ()  # distributions whose versions are recorded in the HDF5 file
     needs_gpu: bool = False  # whether a GPU is worth asking for on a cluster
+    # the options load() takes (its keyword-only parameters), in the order they are listed
+    options: Mapping[str, OptionSpec] = field(default_factory=dict)
 
     def dim_of(self, variation: str) -> int:
         return int(self.dim[variation]) if isinstance(self.dim, Mapping) else int(self.dim)
@@ -172,6 +259,65 @@ def resolve_all_weights(models_cfg: Mapping[str, Any], weights_dir: str | Path |
     return out
 
 
+def option_problems(name: str, options: Any) -> list[str]:
+    """What is wrong with the options ``options`` of model ``name`` (``models.<name>.options``):
+    one line per problem, each naming ``models.<name>.options.<option>`` and the allowed
+    options or values; empty when they are valid."""
+    declared = info(name).options
+    where = f"models.{name}.options"
+    if options is None:
+        return []
+    if not isinstance(options, Mapping):
+        return [f"{where}: {_show(options)} is not a mapping of option: value"]
+    problems = []
+    for key, value in options.items():
+        if key not in declared:
+            allowed = f"allowed options: {', '.join(declared)}" if declared else f"{name} takes no options"
+            problems.append(f"{where}.{key}: unknown option; {allowed}")
+            continue
+        try:
+            declared[key].check(f"{where}.{key}", value)
+        except ConfigError as e:
+            problems.append(str(e))
+    return problems
+
+
+def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options of model ``name`` checked against its declaration (``INFO.options``), with the
+    defaults filled: every declared option, in declaration order, as ``load`` receives them.
+    Idempotent (its result passes again unchanged). Raises ConfigError naming
+    ``models.<name>.options.<option>`` and the allowed options or values (one line per problem)."""
+    problems = option_problems(name, options)
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"models.{name}.options: {len(problems)} problems:\n  " + "\n  ".join(problems))
+    given = dict(options or {})
+    return {key: spec.check(f"models.{name}.options.{key}", given[key]) if key in given else spec.default
+            for key, spec in info(name).options.items()}
+
+
+def options_table() -> str:
+    """Every model's declared options as a Markdown table (what ``soundsim models --options``
+    prints and the README's model section shows), then the models that take none."""
+    lines = ["| model | option | type | default | allowed values | what it does |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    none = []
+    for name, inf in available().items():
+        if not inf.options:
+            none.append(f"`{name}`")
+        for key, spec in inf.options.items():
+            lines.append(f"| `{name}` | `{key}` | {spec.type.__name__} | `{_show(spec.default)}` | "
+                         f"{spec.allowed()} | {spec.help} |")
+    return "\n".join(lines) + (f"\n\nNo options: {', '.join(none)}." if none else "")
+
+
+def check_sample_rate(name: str, sample_rate: int, expected: int) -> None:
+    """An Embedder's input check: ValueError unless the waveform is at the model's rate."""
+    if sample_rate != expected:
+        raise ValueError(f"{name} expects {expected} Hz audio, got {sample_rate} Hz")
+
+
 def load(
     name: str,
     variation: str | None = None,
@@ -179,7 +325,8 @@ def load(
     device: str = "cpu",
     options: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
-    """Load model ``name`` (``variation`` defaults to the model's default)."""
+    """Load model ``name`` (``variation`` defaults to the model's default) with ``options``
+    checked and completed by :func:`check_options` (recorded in ``LoadedModel.options``)."""
     mod = get(name)
     inf: ModelInfo = mod.INFO
     variation = variation or inf.default_variation
@@ -188,13 +335,14 @@ def load(
             f"models.{name}.variations: {variation!r} is not a variation of {name}; "
             f"allowed values: {', '.join(inf.variations)}"
         )
-    opts = dict(options or {})
+    opts = check_options(name, options)
     embedder = mod.load(variation, weights, device, **opts)
     return LoadedModel(inf, variation, embedder, weights, opts)
 
 
 def check_models_config(models_cfg: Mapping[str, Any]) -> None:
-    """Every configured model exists and every listed variation is one of its own."""
+    """Every configured model exists, every listed variation is one of its own and every
+    option is one it declares, with an allowed value; one ConfigError listing every problem."""
     known = available()
     problems = []
     for name, cfg in models_cfg.items():
@@ -207,5 +355,6 @@ def check_models_config(models_cfg: Mapping[str, Any]) -> None:
                     f"models.{name}.variations: {v!r} is not a variation of {name}; "
                     f"allowed values: {', '.join(known[name].variations)}"
                 )
+        problems += option_problems(name, cfg.get("options"))
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

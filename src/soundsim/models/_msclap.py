@@ -74,10 +74,12 @@ from typing import Any
 import numpy as np
 
 from soundsim.errors import ConfigError
+from soundsim.models import OptionSpec, check_sample_rate
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
+BATCH_SIZE = 8  # windows per forward pass (option batch_size)
 PACKAGES = ("msclap", "torch", "torchlibrosa", "librosa")
 ENV = "msclap"
 
@@ -131,6 +133,17 @@ SPECS = {
     "pengi": Spec("pengi", "base", "HTSAT", out_emb=768, d_proj=1024, duration=7, fmax=8000, normalize=True,
                   family="pengi"),
 }
+
+
+def options(spec: Spec) -> dict[str, OptionSpec]:
+    """The options of one model (``ModelInfo.options``): the same for all three, but
+    ``normalize`` defaults to the model's own convention (Pengi: true; CLAP: false)."""
+    return {
+        "batch_size": OptionSpec(int, BATCH_SIZE, "windows per forward pass (memory; the rows change at float "
+                                 "rounding level only)", min=1),
+        "normalize": OptionSpec(bool, spec.normalize, "L2-normalise each window's embedding (Pengi's wrapper "
+                                "does, msclap's CLAP does not)"),
+    }
 
 
 def n_rows(n_samples: int, duration: int) -> int:
@@ -320,19 +333,15 @@ def weights_hint(spec: Spec) -> str:
 class MsclapEmbedder:
     """One loaded audio encoder; ``embed`` returns one ``d_proj`` row per window."""
 
-    def __init__(self, spec: Spec, weights: str | None, device: str = "cpu", batch_size: int = 8,
+    def __init__(self, spec: Spec, weights: str | None, device: str = "cpu", batch_size: int = BATCH_SIZE,
                  normalize: bool | None = None) -> None:
         import torch
 
-        if int(batch_size) < 1:
-            raise ConfigError(f"models.{spec.name}.options.batch_size: must be >= 1, got {batch_size}")
-        if normalize is not None and not isinstance(normalize, bool):
-            raise ConfigError(f"models.{spec.name}.options.normalize: must be true or false, got {normalize!r}")
         self.spec = spec
         self.dim = spec.d_proj
         self.device = device
-        self.batch_size = int(batch_size)
-        self.normalize = spec.normalize if normalize is None else bool(normalize)
+        self.batch_size = batch_size
+        self.normalize = spec.normalize if normalize is None else normalize
         self.torch = torch
         self.encoder = load_encoder(spec, weights, device)
 
@@ -353,18 +362,16 @@ class MsclapEmbedder:
         """One row per window; the windows are cut ``batch_size`` at a time (:func:`window_batches`),
         so memory is bounded whatever the clip's length (same batches, same rows as
         :meth:`embed_windows` on all windows)."""
-        if sample_rate != SAMPLE_RATE:
-            raise ValueError(f"{self.spec.name} expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
+        check_sample_rate(self.spec.name, sample_rate, SAMPLE_RATE)
         with self.torch.inference_mode():
             out = [self._embed_batch(b) for b in window_batches(waveform, self.spec.window, self.batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
 
-def load(name: str, variation: str, weights: str | None, device: str = "cpu", **options: Any) -> MsclapEmbedder:
+def load(name: str, variation: str, weights: str | None, device: str = "cpu", *, batch_size: int,
+         normalize: bool) -> MsclapEmbedder:
+    """The audio encoder of model ``name`` with its checked options (:func:`options`)."""
     spec = SPECS[name]
     if variation != spec.variation:
         raise ConfigError(f"models.{name}.variations: {variation!r}; allowed values: {spec.variation}")
-    unknown = sorted(set(options) - {"batch_size", "normalize"})
-    if unknown:
-        raise TypeError(f"{name} takes the options 'batch_size' and 'normalize', got {unknown}")
-    return MsclapEmbedder(spec, weights, device, int(options.get("batch_size", 8)), options.get("normalize"))
+    return MsclapEmbedder(spec, weights, device, batch_size, normalize)

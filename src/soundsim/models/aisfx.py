@@ -35,8 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo
+from soundsim.models import ModelInfo, OptionSpec, check_sample_rate
 
 SAMPLE_RATE = 44100
 FRAME, HOP, N_MELS = 2048, 1024, 96
@@ -59,6 +58,7 @@ INFO = ModelInfo(
     min_duration=2.4,
     long_clips="every 2.32 s block with a 1.16 s hop over the whole clip",
     packages=("aisfx", "torch", "essentia"),
+    options={"batch_size": OptionSpec(int, BATCH_SIZE, "blocks per forward pass (memory, not values)", min=1)},
 )
 
 
@@ -155,7 +155,7 @@ class AisfxEmbedder:
         return out
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE
+        check_sample_rate("aisfx", sample_rate, SAMPLE_RATE)
         x = np.asarray(waveform, dtype=np.float32).reshape(-1)
         total = n_frames(len(x))
         if total <= BLOCK_HOP:  # aisfx's compute_hopSize asserts hop < frames
@@ -171,12 +171,6 @@ class AisfxEmbedder:
         return np.concatenate(rows)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> AisfxEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *, batch_size: int) -> AisfxEmbedder:
     """Option ``batch_size`` (blocks per forward pass, default :data:`BATCH_SIZE`; memory, not values)."""
-    unknown = sorted(set(options) - {"batch_size"})
-    if unknown:
-        raise TypeError(f"aisfx takes only the option 'batch_size', got {unknown}")
-    batch_size = options.get("batch_size", BATCH_SIZE)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ConfigError(f"models.aisfx.options.batch_size: {batch_size!r}; need an integer >= 1")
     return AisfxEmbedder(weights, device, batch_size)

@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, OptionSpec, PaperInfo, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,12 @@ INFO = ModelInfo(
     paper=PaperInfo(modality="A & I & L", objective="Contrastive alignment", params="30M", data_size="1.8M",
                     dims=1024),
     packages=("torch", "scipy"),
+    options={
+        "scaling": OptionSpec(str, "none", "how the [-1, 1] waveform is handed to AudioCLIP: none (the paper's "
+                              "authors), minmax (AudioCLIP's own datasets), int16 (x 32768)", choices=SCALINGS),
+        "max_seconds": OptionSpec(float, MAX_SECONDS, "seconds embedded from the start of a clip; 0: the whole clip",
+                                  min=0),
+    },
 )
 
 
@@ -178,8 +184,6 @@ class AudioclipEmbedder:
 
         if variation not in VARIATIONS:
             raise ConfigError(f"models.audioclip.variations: {variation!r}; allowed values: {', '.join(VARIATIONS)}")
-        if scaling not in SCALINGS:
-            raise ConfigError(f"models.audioclip.options.scaling: {scaling!r}; allowed values: {', '.join(SCALINGS)}")
         if not weights:
             raise ConfigError(f"models.audioclip.weights.{variation}: no weights path given ({INFO.weights_hint})")
         self.torch = torch
@@ -190,7 +194,7 @@ class AudioclipEmbedder:
         self.model = build(read_audio_state(weights, variation), variation, weights).to(self.device)
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"AudioCLIP expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("AudioCLIP", sample_rate, SAMPLE_RATE)
         x = np.asarray(waveform, dtype=np.float32).reshape(-1)
         if self.max_samples:
             x = x[: self.max_samples]
@@ -204,12 +208,8 @@ class AudioclipEmbedder:
         return emb.cpu().numpy().astype(np.float32)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> AudioclipEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *, scaling: str,
+         max_seconds: float) -> AudioclipEmbedder:
     """Options: ``scaling`` (none | minmax | int16; see module docstring), ``max_seconds``
     (seconds embedded from the start of a clip; 0 = the whole clip)."""
-    unknown = sorted(set(options) - {"scaling", "max_seconds"})
-    if unknown:
-        raise TypeError(f"audioclip takes the options 'scaling' and 'max_seconds', got {unknown}")
-    max_seconds = options.get("max_seconds", MAX_SECONDS)
-    return AudioclipEmbedder(variation, weights, device, str(options.get("scaling", "none")),
-                             float(max_seconds) if max_seconds else 0.0)
+    return AudioclipEmbedder(variation, weights, device, scaling, max_seconds)

@@ -106,7 +106,7 @@ from pathlib import Path
 import numpy as np
 
 from soundsim.errors import ConfigError, first_few
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, OptionSpec, PaperInfo, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,6 @@ HOP = PATCH * FRAME_SHIFT / SAMPLE_RATE  # 0.16 s between rows
 MIN_SAMPLES = FRAME_LENGTH + (PATCH - 1) * FRAME_SHIFT  # 2800: 16 fbank frames, one patch
 VARIATIONS = ("iter3", "iter3_plus_AS20K", "iter3_plus_AS2M")
 WEIGHT_FILES = {v: f"BEATs_{v}.pt" for v in VARIATIONS}
-OPTIONS = ("chunk_seconds",)
 CHUNK_SECONDS = 30.0  # default block length for long clips: every FSD50K clip (<= 30 s) is one block
 
 INFO = ModelInfo(
@@ -143,6 +142,9 @@ INFO = ModelInfo(
     paper=PaperInfo(modality="A", objective="Classification", params="90M", data_size="1.8M", dims=768),
     packages=("torch",),
     needs_gpu=True,
+    options={"chunk_seconds": OptionSpec(float, CHUNK_SECONDS, "longest block of a long clip embedded in one pass, "
+                                         "in seconds (at least one 0.16 s patch); null: the whole clip in one pass",
+                                         min=HOP, nullable=True)},
 )
 
 
@@ -245,8 +247,7 @@ class BEATsEmbedder:
         return out
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        if sample_rate != SAMPLE_RATE:
-            raise ValueError(f"BEATs expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
+        check_sample_rate("BEATs", sample_rate, SAMPLE_RATE)
         total = n_rows(len(waveform))
         if total == 0:
             raise ValueError(f"clip too short for BEATs: {len(waveform)} samples, one patch needs {MIN_SAMPLES} "
@@ -260,19 +261,8 @@ class BEATsEmbedder:
         return out
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> BEATsEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *,
+         chunk_seconds: float | None) -> BEATsEmbedder:
     """Option ``chunk_seconds`` (default :data:`CHUNK_SECONDS`; null: the whole clip in one pass
     at any length), see module docstring."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise TypeError(f"beats takes the option 'chunk_seconds', got {unknown}")
-    chunk = options.get("chunk_seconds", CHUNK_SECONDS)
-    if chunk is not None:
-        try:
-            chunk = float(chunk)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            chunk = float("nan")
-        if not chunk >= HOP:
-            raise ConfigError(f"models.beats.options.chunk_seconds: {options['chunk_seconds']!r}; need a number "
-                              f"of seconds >= {HOP} (one patch) or null (the whole clip in one pass)")
-    return BEATsEmbedder(variation, weights, device, chunk)
+    return BEATsEmbedder(variation, weights, device, chunk_seconds)

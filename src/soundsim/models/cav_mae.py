@@ -80,7 +80,7 @@ import re
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, OptionSpec, PaperInfo, check_sample_rate
 
 SAMPLE_RATE = 44100  # the paper's input (FSD50K's own rate); see the module docstring
 NATIVE_RATE = 16000  # CAV-MAE's training rate (option native_rate)
@@ -114,6 +114,8 @@ INFO = ModelInfo(
                     dims=768),
     packages=("torch",),
     needs_gpu=True,
+    options={"native_rate": OptionSpec(bool, False, "true: resample to CAV-MAE's 16 kHz training rate before the "
+                                       "fbank; false: the fbank at 44.1 kHz, as the paper's authors")},
 )
 
 
@@ -229,17 +231,14 @@ class CavMaeEmbedder:
             return self.net(self.features(waveform).to(self.device))
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"CAV-MAE expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("CAV-MAE", sample_rate, SAMPLE_RATE)
         out = self.tokens(waveform).mean(dim=1)
         return out.cpu().numpy().astype(np.float32)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> CavMaeEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *, native_rate: bool) -> CavMaeEmbedder:
     """Option ``native_rate`` (default false: the fbank at 44.1 kHz, as the paper;
     true: resample to CAV-MAE's 16 kHz training rate first)."""
-    unknown = sorted(set(options) - {"native_rate"})
-    if unknown:
-        raise TypeError(f"cav-mae takes the option 'native_rate', got {unknown}")
     emb = CavMaeEmbedder(variation, weights, device)
-    emb.native_rate = bool(options.get("native_rate", False))
+    emb.native_rate = native_rate
     return emb

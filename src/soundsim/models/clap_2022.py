@@ -37,10 +37,8 @@ rows; default False, as msclap).
 
 from __future__ import annotations
 
-from typing import Any
-
 from soundsim.models import ModelInfo, PaperInfo
-from soundsim.models._msclap import ENV, PACKAGES, SAMPLE_RATE, SPECS, weights_hint
+from soundsim.models._msclap import ENV, PACKAGES, SAMPLE_RATE, SPECS, options, weights_hint
 
 SPEC = SPECS["clap-2022"]
 
@@ -64,10 +62,11 @@ INFO = ModelInfo(
     paper=PaperInfo(modality="A & L", objective="Contrastive alignment", params="81M", data_size="128K", dims=1024),
     packages=PACKAGES,
     needs_gpu=True,
+    options=options(SPEC),
 )
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: Any):
+def load(variation: str, weights: str | None, device: str = "cpu", *, batch_size: int, normalize: bool):
     from soundsim.models import _msclap
 
-    return _msclap.load(INFO.name, variation, weights, device, **options)
+    return _msclap.load(INFO.name, variation, weights, device, batch_size=batch_size, normalize=normalize)

@@ -120,7 +120,7 @@ from pathlib import Path
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, OptionSpec, PaperInfo, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,9 @@ INFO = ModelInfo(
     processing="minmax-pca",
     paper=PaperInfo("A", "-", "-", "-", 846),
     packages=("essentia",),
+    options={"silent_frames": OptionSpec(str, DEFAULT_SILENT_FRAMES, "FrameCutter's silentFrames: keep "
+                                         "(deterministic) or noise (Freesound's own setting, random run to run)",
+                                         choices=SILENT_FRAMES)},
 )
 
 
@@ -335,11 +338,6 @@ class FreesoundEmbedder:
         import essentia
         import essentia.standard as es
 
-        if silent_frames not in SILENT_FRAMES:
-            raise ConfigError(
-                f"models.freesound.options.silent_frames: {silent_frames!r} is not allowed; "
-                f"allowed values: {', '.join(SILENT_FRAMES)}"
-            )
         essentia.log.infoActive = False  # the extractor logs several INFO lines per clip
         self.es = es
         self.silent_frames = silent_frames
@@ -416,7 +414,7 @@ class FreesoundEmbedder:
         frames["lowlevel.frequency_bands"].append(frequency_bands_frames(x, g0, g1 - g0))
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"freesound expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("freesound", sample_rate, SAMPLE_RATE)
         x = np.ascontiguousarray(waveform, dtype=np.float32).reshape(-1)
         if x.size == 0:
             raise ValueError("empty waveform: FreesoundExtractor needs at least one sample")
@@ -433,12 +431,9 @@ class FreesoundEmbedder:
         return select(pool)[None, :]
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> FreesoundEmbedder:
-    """Options: ``silent_frames`` ('keep', default; 'noise': Freesound's own setting,
+def load(variation: str, weights: str | None, device: str = "cpu", *, silent_frames: str) -> FreesoundEmbedder:
+    """Option ``silent_frames`` ('keep', default; 'noise': Freesound's own setting,
     not reproducible run to run with this Essentia). See the module docstring."""
-    unknown = sorted(set(options) - {"silent_frames"})
-    if unknown:
-        raise TypeError(f"freesound takes only the option 'silent_frames', got {unknown}")
     if weights is not None:
         raise ConfigError(f"models.freesound.weights: the Freesound features have no weights; remove {weights!r}")
-    return FreesoundEmbedder(str(options.get("silent_frames", DEFAULT_SILENT_FRAMES)))
+    return FreesoundEmbedder(silent_frames)

@@ -89,10 +89,8 @@ def n_rows(n_samples: int) -> int:
     return etf.patch_count(etf.frame_count(n_samples, FRAME, HOP), PATCH, PATCH_HOP)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> etf.PatchEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu") -> etf.PatchEmbedder:
     """Essentia's TensorflowPredictFSDSINet on the frozen graph ``weights``; no options."""
-    if options:
-        raise TypeError(f"fsd-sinet takes no options, got {sorted(options)}")
     dim = DIMS[variation]
     spec = etf.graph_spec("fsd-sinet", variation, weights, official=WEIGHT_FILES, default_input=INPUT,
                           default_output=OUTPUT, sample_rate=SAMPLE_RATE, dim=dim, hint=HINT)

@@ -80,7 +80,7 @@ from fractions import Fraction
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, PaperInfo, check_sample_rate
 
 SAMPLE_RATE = 16000
 NUM_MEL_BINS = 128
@@ -215,14 +215,13 @@ class ImageBindEmbedder:
             return self.net(self.features(waveform).to(self.device))
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"ImageBind expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("ImageBind", sample_rate, SAMPLE_RATE)
         out = self.clip_embeddings(waveform).mean(dim=0, keepdim=True)
         return out.cpu().numpy().astype(np.float32)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> ImageBindEmbedder:
-    if options:
-        raise TypeError(f"imagebind takes no options, got {sorted(options)}")
+def load(variation: str, weights: str | None, device: str = "cpu") -> ImageBindEmbedder:
+    """ImageBind's audio branch (variation ``huge``); no options."""
     if variation != "huge":
         raise ConfigError(f"models.imagebind.variations: {variation!r}; allowed values: huge")
     return ImageBindEmbedder(weights, device)

@@ -141,7 +141,7 @@ from typing import Any
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, OptionSpec, PaperInfo, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,13 @@ INFO = ModelInfo(
     paper=PaperInfo(modality="A & L", objective="Contrastive alignment", params="31M", data_size="2.5M", dims=512),
     packages=("laion-clap", "torch", "torchlibrosa", "librosa"),
     needs_gpu=False,
+    options={
+        "crop": OptionSpec(str, "start", "non-fusion clips over 10 s: the first 10 s, the middle 10 s, or the mean "
+                           "of consecutive 10 s windows", choices=CROPS),
+        "antialias": OptionSpec(bool, False, "fusion clips over 10 s: antialiased resize of the global mel "
+                                "(laion_clap under torchvision >= 0.17); false: as at training time"),
+        "threads": OptionSpec(int, 0, "torch intra-op threads; 0: torch's default", min=0),
+    },
 )
 
 # ---------------------------------------------------------------- laion_clap's audio code, without its package init
@@ -406,8 +413,6 @@ class LaionClapEmbedder:
                  antialias: bool = False, threads: int = 0) -> None:
         if variation not in VARIATIONS:
             raise ConfigError(f"models.laion-clap.variations: {variation!r}; allowed values: {', '.join(VARIATIONS)}")
-        if crop not in CROPS:
-            raise ConfigError(f"models.laion-clap.options.crop: {crop!r}; allowed values: {', '.join(CROPS)}")
         if weights is None:
             raise ConfigError(f"models.laion-clap.weights.{variation}: no weights path given ({INFO.weights_hint})")
         import torch
@@ -470,7 +475,7 @@ class LaionClapEmbedder:
         return self._forward({"waveform": wave, "longer": torch.tensor([[False]])})
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"LAION-CLAP expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("LAION-CLAP", sample_rate, SAMPLE_RATE)
         x = np.asarray(waveform, dtype=np.float32).reshape(-1)
         if len(x) == 0:
             raise ValueError("empty waveform: LAION-CLAP cannot embed a clip of 0 samples")
@@ -488,15 +493,9 @@ class LaionClapEmbedder:
         return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)[None]
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> LaionClapEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *, crop: str, antialias: bool,
+         threads: int) -> LaionClapEmbedder:
     """Options: ``crop`` (non-fusion clips over 10 s: ``start`` (default), ``center``, ``mean``),
     ``antialias`` (fusion clips over 10 s: antialiased resize of the global mel, as laion_clap with
     torchvision >= 0.17; default False, as at training time), ``threads`` (torch threads; 0 = default)."""
-    unknown = sorted(set(options) - {"crop", "antialias", "threads"})
-    if unknown:
-        raise TypeError(f"laion-clap takes the options 'crop', 'antialias' and 'threads', got {unknown}")
-    antialias = options.get("antialias", False)
-    if not isinstance(antialias, bool):
-        raise ConfigError(f"models.laion-clap.options.antialias: {antialias!r} is not true/false")
-    return LaionClapEmbedder(variation, weights, device, crop=str(options.get("crop", "start")),
-                             antialias=antialias, threads=int(options.get("threads", 0) or 0))
+    return LaionClapEmbedder(variation, weights, device, crop=crop, antialias=antialias, threads=threads)

@@ -70,7 +70,7 @@ from pathlib import Path
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo
+from soundsim.models import ModelInfo, OptionSpec, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,11 @@ INFO = ModelInfo(
     long_clips="every whole, non-overlapping 3 s patch (187 frames, hop 2.992 s); the trailing partial patch is dropped",
     paper=None,
     packages=("musicnn", "tensorflow-cpu", "librosa"),
+    options={
+        "layer": OptionSpec(str, DEFAULT_LAYER, "the layer embedded: penultimate (200 dims), mean_pool or max_pool "
+                            "(753), taggram (50 tag probabilities)", choices=tuple(LAYERS)),
+        "threads": OptionSpec(int, 0, "TensorFlow intra- and inter-op threads; 0: TensorFlow's default", min=0),
+    },
 )
 
 
@@ -179,8 +184,6 @@ class MusicnnEmbedder:
     def __init__(self, variation: str, weights: str | None, layer: str = DEFAULT_LAYER, threads: int = 0) -> None:
         if variation not in VARIATIONS:
             raise ConfigError(f"models.musicnn.variations: {variation!r}; allowed values: {', '.join(VARIATIONS)}")
-        if layer not in LAYERS:
-            raise ConfigError(f"models.musicnn.options.layer: {layer!r}; allowed values: {', '.join(LAYERS)}")
         prefix = checkpoint_prefix(variation, weights)
 
         import os
@@ -222,7 +225,7 @@ class MusicnnEmbedder:
             self.graph.finalize()
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"musicnn expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("musicnn", sample_rate, SAMPLE_RATE)
         total = n_rows(len(waveform))
         if total == 0:
             patches(np.zeros((1 + len(waveform) // FFT_HOP, N_MELS), np.float32))  # raises the usual ValueError
@@ -238,12 +241,9 @@ class MusicnnEmbedder:
         self.sess.close()
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> MusicnnEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *, layer: str, threads: int) -> MusicnnEmbedder:
     """Options: ``layer`` (see module docstring), ``threads`` (TensorFlow intra/inter-op
     threads; 0 = TensorFlow's default)."""
-    unknown = sorted(set(options) - {"layer", "threads"})
-    if unknown:
-        raise TypeError(f"musicnn takes the options 'layer' and 'threads', got {unknown}")
     if device != "cpu":
         log.info("musicnn runs on the CPU (tensorflow-cpu); device %r ignored", device)
-    return MusicnnEmbedder(variation, weights, str(options.get("layer", DEFAULT_LAYER)), int(options.get("threads", 0)))
+    return MusicnnEmbedder(variation, weights, layer, threads)

@@ -190,10 +190,8 @@ class OpenL3Embedder:
         return np.concatenate(rows, axis=0)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> OpenL3Embedder:
+def load(variation: str, weights: str | None, device: str = "cpu") -> OpenL3Embedder:
     """Essentia's TensorflowPredict on the frozen OpenL3 graph ``weights``; no options."""
-    if options:
-        raise TypeError(f"openl3 takes no options, got {sorted(options)}")
     spec = etf.graph_spec("openl3", variation, weights, official=WEIGHT_FILES, default_input=INPUT,
                           default_output=OUTPUT, sample_rate=SAMPLE_RATE, dim=DIMS[variation], hint=HINT)
     want = (N_FRAMES, N_MELS[variation])

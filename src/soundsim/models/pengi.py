@@ -42,10 +42,8 @@ as Pengi; False gives the raw projection).
 
 from __future__ import annotations
 
-from typing import Any
-
 from soundsim.models import ModelInfo, PaperInfo
-from soundsim.models._msclap import ENV, PACKAGES, SAMPLE_RATE, SPECS, weights_hint
+from soundsim.models._msclap import ENV, PACKAGES, SAMPLE_RATE, SPECS, options, weights_hint
 
 SPEC = SPECS["pengi"]
 
@@ -69,10 +67,11 @@ INFO = ModelInfo(
     paper=PaperInfo(modality="A & L", objective="Question-answering", params="31M", data_size="3.4M", dims=1024),
     packages=PACKAGES,
     needs_gpu=True,
+    options=options(SPEC),
 )
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: Any):
+def load(variation: str, weights: str | None, device: str = "cpu", *, batch_size: int, normalize: bool):
     from soundsim.models import _msclap
 
-    return _msclap.load(INFO.name, variation, weights, device, **options)
+    return _msclap.load(INFO.name, variation, weights, device, batch_size=batch_size, normalize=normalize)

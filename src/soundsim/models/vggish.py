@@ -87,10 +87,8 @@ def n_rows(n_samples: int) -> int:
     return etf.patch_count(etf.frame_count(n_samples, FRAME, HOP), PATCH, PATCH_HOP)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> etf.PatchEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu") -> etf.PatchEmbedder:
     """Essentia's TensorflowPredictVGGish on the frozen graph ``weights``; no options."""
-    if options:
-        raise TypeError(f"vggish takes no options, got {sorted(options)}")
     spec = etf.graph_spec("vggish", variation, weights, official=WEIGHT_FILES, default_input=INPUT,
                           default_output=OUTPUT, sample_rate=SAMPLE_RATE, dim=DIM, hint=HINT)
     return etf.PatchEmbedder("vggish", variation, spec, "TensorflowPredictVGGish", sample_rate=SAMPLE_RATE, dim=DIM,

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from soundsim.errors import ConfigError
-from soundsim.models import ModelInfo, PaperInfo
+from soundsim.models import ModelInfo, OptionSpec, PaperInfo, check_sample_rate
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,12 @@ INFO = ModelInfo(
     long_clips="the first 30 s are embedded (the authors' trim; option max_seconds, 0 = whole clip)",
     paper=PaperInfo(modality="A & I & L", objective="Contrastive alignment", params="12M", data_size="200K", dims=512),
     packages=("torch", "soxr"),
+    options={
+        "native_rate": OptionSpec(bool, False, "true: resample the 44.1 kHz input to Wav2CLIP's 16 kHz training "
+                                  "rate first; false: 44.1 kHz, as the paper's authors"),
+        "max_seconds": OptionSpec(float, MAX_SECONDS, "seconds embedded from the start of a clip; 0: the whole clip",
+                                  min=0),
+    },
 )
 
 
@@ -162,7 +168,7 @@ class Wav2clipEmbedder:
         self.encoder, self.transform = encoder.to(self.device), transform.to(self.device)
 
     def embed(self, waveform: np.ndarray, sample_rate: int) -> np.ndarray:
-        assert sample_rate == SAMPLE_RATE, f"wav2clip expects {SAMPLE_RATE} Hz audio, got {sample_rate}"
+        check_sample_rate("wav2clip", sample_rate, SAMPLE_RATE)
         x = np.asarray(waveform, dtype=np.float32).reshape(-1)
         if self.max_samples:
             x = x[: self.max_samples]
@@ -178,14 +184,10 @@ class Wav2clipEmbedder:
         return emb.cpu().numpy().astype(np.float32)
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> Wav2clipEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu", *, native_rate: bool,
+         max_seconds: float) -> Wav2clipEmbedder:
     """Options: ``native_rate`` (true: resample the 44.1 kHz input to Wav2CLIP's 16 kHz first;
     default false, as the paper), ``max_seconds`` (seconds embedded from the start; 0 = whole clip)."""
     if variation != "base":
         raise ConfigError(f"models.wav2clip.variations: {variation!r}; allowed values: base")
-    unknown = sorted(set(options) - {"native_rate", "max_seconds"})
-    if unknown:
-        raise TypeError(f"wav2clip takes the options 'native_rate' and 'max_seconds', got {unknown}")
-    max_seconds = options.get("max_seconds", MAX_SECONDS)
-    return Wav2clipEmbedder(weights, device, bool(options.get("native_rate", False)),
-                            float(max_seconds) if max_seconds else 0.0)
+    return Wav2clipEmbedder(weights, device, native_rate, max_seconds)

@@ -76,10 +76,8 @@ INFO = ModelInfo(
 )
 
 
-def load(variation: str, weights: str | None, device: str = "cpu", **options: object) -> etf.PatchEmbedder:
+def load(variation: str, weights: str | None, device: str = "cpu") -> etf.PatchEmbedder:
     """Essentia's TensorflowPredictVGGish on YAMNet's frozen graph ``weights``; no options."""
-    if options:
-        raise TypeError(f"yamnet takes no options, got {sorted(options)}")
     spec = etf.graph_spec("yamnet", variation, weights, official=WEIGHT_FILES, default_input=INPUT,
                           default_output=OUTPUT, sample_rate=SAMPLE_RATE, dim=DIM, hint=HINT)
     return etf.PatchEmbedder("yamnet", variation, spec, "TensorflowPredictVGGish", sample_rate=SAMPLE_RATE, dim=DIM,
