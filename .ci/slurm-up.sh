@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start a single-node SLURM cluster on localhost (Debian 12, root, no systemd), for the
 # SLURM profile test (tests/test_slurm.py). Idempotent; takes ~15 s of apt the first time.
-# No accounting daemon: profiles/slurm asks squeue for job status instead of sacct.
+# No accounting daemon: tests/profiles/local-slurm asks squeue for job status instead of sacct.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "slurm-up: needs root" >&2; exit 3; }
 STATE=${SLURM_STATE_DIR:-/tmp/soundsim-slurm}

@@ -18,6 +18,9 @@ from conftest import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
+#: the local test cluster's workarounds (no accounting), kept out of profiles/slurm
+TEST_PROFILE = ROOT / "tests" / "profiles" / "local-slurm"
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -41,7 +44,8 @@ def test_demo_workflow_through_the_slurm_profile(cluster, tmp_path, venv_bin):
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = ["timeout", "-k", "10", "900", str(venv_bin / "snakemake"), "-s", str(ROOT / "Snakefile"),
-           "-d", str(tmp_path), "--profile", str(ROOT / "profiles" / "slurm")]
+           "-d", str(tmp_path), "--profile", str(ROOT / "profiles" / "slurm"),
+           "--workflow-profile", str(TEST_PROFILE)]
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}"}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=960)
     out = r.stdout + r.stderr
@@ -91,7 +95,7 @@ def test_gpu_model_on_a_cluster_without_gpus(cluster, tmp_path, venv_bin):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = ["timeout", "-k", "10", "900", str(venv_bin / "snakemake"), "-s", str(ROOT / "Snakefile"),
            "-d", str(tmp_path), "--profile", str(ROOT / "profiles" / "slurm"),
-           "--set-resources", "extract_shard:gpu=0"]
+           "--workflow-profile", str(TEST_PROFILE), "--set-resources", "extract_shard:gpu=0"]
     env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}"}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=960)
     out = r.stdout + r.stderr

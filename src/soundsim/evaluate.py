@@ -193,16 +193,15 @@ def search_and_score(
     t_rescore = dict.fromkeys(searches, 0.0)
     n_rescored = dict.fromkeys(searches, 0)
     t_gram = 0.0
-    bs = S.default_block_size(n) if block_size is None else int(block_size)
-    if bs < 1:
-        raise S.SearchError(f"block_size must be >= 1, got {block_size}")
-    ordered = sorted(searches, key=lambda s: s == "mips")  # mips last: it takes the Gram block in place
-    for start in progress_bar(range(0, n, bs), desc=desc, unit="block", disable=not progress, leave=False):
-        stop = min(n, start + bs)
+    ordered = S.search_order(searches)
+    blocks = S.iter_gram_blocks(prep, block_size)
+    bs = S.default_block_size(n) if block_size is None else max(1, int(block_size))
+    bar = progress_bar(range(-(-n // bs)), desc=desc, unit="block", disable=not progress, leave=False)
+    for _ in bar:
         t0 = time.perf_counter()
-        G = prep.Z[start:stop] @ prep.Z.T
+        start, G, cache = next(blocks)  # G: the float32 Gram block; cache: float64 dots shared by the searches
         t_gram += time.perf_counter() - t0
-        cache = S.DotCache(n)  # float64 dot products re-scored, shared by the searches of this block
+        stop = start + G.shape[0]
         for s in ordered:
             t0 = time.perf_counter()
             kb = S.key_block(G, start, prep, s, inplace=(s == "mips"), cache=cache)

@@ -62,6 +62,7 @@ import numpy as np
 
 from soundsim import audio, models, store
 from soundsim.errors import AudioError, SoundsimError
+from soundsim.logutil import native_output
 from soundsim.logutil import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -369,7 +370,8 @@ def extract_shard(
             for fname, path in progress_bar(todo, desc=f"{model_name}/{variation} [{shard}]", unit="clip",
                                             disable=not progress):
                 try:
-                    emb = embed_clip(model, path)
+                    with native_output(path, log):
+                        emb = embed_clip(model, path)
                 except AudioError as e:
                     if on_bad_audio == "fail":
                         raise

@@ -117,17 +117,26 @@ def build_label_index(labels_per_clip: Sequence[Sequence[str]], fnames: Sequence
     return LabelIndex(names, Y, counts, members, pair_q.astype(np.int64), pair_l.astype(np.int64), pair_start)
 
 
+def precision_sums(rel: np.ndarray) -> np.ndarray:
+    """``S[:, k-1] = sum_{i <= k, rel_i} precision@i`` for each row of ``rel``
+    (P, K) bool, ranked best first, with precision@i = (hits in the first i) / i:
+    the numerator of AP@k for every k at once (the one place the AP formula is
+    written; :func:`average_precision_at_n` and :class:`MetricAccumulator`
+    divide it by their denominators)."""
+    rel = np.asarray(rel, dtype=bool)
+    hits = np.cumsum(rel, axis=1, dtype=np.float64)
+    prec = hits / np.arange(1, rel.shape[1] + 1, dtype=np.float64)
+    return np.cumsum(np.where(rel, prec, 0.0), axis=1)
+
+
 def average_precision_at_n(rel: np.ndarray, n: int, denominator: np.ndarray | int) -> np.ndarray:
     """AP@n of each row of ``rel`` (P, K) bool, ranked best first:
     ``(1/D) sum_{k<=n, rel_k} precision@k`` with precision@k = hits in the
-    first k / k, over the first ``min(n, K)`` positions. ``denominator`` D is
-    ``min(n, n_L)`` (class-wise) or ``n`` (micro), per row or scalar."""
+    first k / k, over the first ``min(n, K)`` positions (:func:`precision_sums`).
+    ``denominator`` D is ``min(n, n_L)`` (class-wise) or ``n`` (micro), per row or scalar."""
     rel = np.asarray(rel, dtype=bool)
     m = min(int(n), rel.shape[1])
-    r = rel[:, :m]
-    hits = np.cumsum(r, axis=1, dtype=np.float64)
-    prec = hits / np.arange(1, m + 1, dtype=np.float64)
-    return np.where(r, prec, 0.0).sum(axis=1) / np.asarray(denominator, dtype=np.float64)
+    return precision_sums(rel[:, :m])[:, m - 1] / np.asarray(denominator, dtype=np.float64)
 
 
 @dataclass
@@ -224,7 +233,6 @@ class MetricAccumulator:
         self.query_ap = {c: np.full(n, np.nan) for c in self.cutoffs}
         self.query_r1 = np.full(n, np.nan)
         self.done = np.zeros(n, dtype=bool)
-        self._pos = np.arange(1, self.k + 1, dtype=np.float64)
 
     def add_block(self, start: int, keys: np.ndarray | KeyBlock, cols: np.ndarray) -> None:
         """``keys``: ranking keys (B, N) of queries ``start:start+B`` (own
@@ -246,9 +254,7 @@ class MetricAccumulator:
         n_l = ix.counts[pl]
         valid = n_l >= 2
         # AP@N, class-wise: D = min(N, n_L)
-        hits = np.cumsum(rel, axis=1, dtype=np.float64)
-        contrib = np.where(rel, hits / self._pos, 0.0)
-        csum = np.cumsum(contrib, axis=1)
+        csum = precision_sums(rel)
         for c in self.cutoffs:
             m = min(c, self.k)
             ap = csum[:, m - 1] / np.minimum(c, n_l)
@@ -266,8 +272,7 @@ class MetricAccumulator:
         rel_m = np.logical_or.reduceat(rel, starts, axis=0)
         r1_m = np.minimum.reduceat(np.where(valid, r1, np.inf), starts)
         ok = np.isfinite(r1_m)
-        hits_m = np.cumsum(rel_m, axis=1, dtype=np.float64)
-        csum_m = np.cumsum(np.where(rel_m, hits_m / self._pos, 0.0), axis=1)
+        csum_m = precision_sums(rel_m)
         for c in self.cutoffs:
             m = min(c, self.k)
             self.query_ap[c][start:stop] = np.where(ok, csum_m[:, m - 1] / c, np.nan)

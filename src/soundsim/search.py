@@ -458,23 +458,33 @@ def topk(keys: np.ndarray | KeyBlock, k: int) -> tuple[np.ndarray, np.ndarray]:
     return out_c, out_v
 
 
+def search_order(searches: Sequence[str]) -> list[str]:
+    """The searches in the order a Gram block serves them: mips last, so that
+    its keys can be the Gram block itself (``inplace``)."""
+    return sorted(check_searches(searches), key=lambda s: s == "mips")
+
+
+def iter_gram_blocks(prep: Prepared, block_size: int | None = None
+                     ) -> Iterator[tuple[int, np.ndarray, DotCache]]:
+    """The one blockwise pass: ``(start, G, cache)`` for consecutive query
+    blocks, ``G = Z32[start:stop] @ Z32.T`` (float32) and a fresh
+    :class:`DotCache` for the float64 dot products its searches re-score."""
+    n = prep.n
+    bs = default_block_size(n) if block_size is None else int(block_size)
+    if bs < 1:
+        raise SearchError(f"block_size must be >= 1, got {block_size}")
+    for start in range(0, n, bs):
+        yield start, prep.Z[start : min(n, start + bs)] @ prep.Z.T, DotCache(n)
+
+
 def iter_key_blocks(
     prep: Prepared, searches: Sequence[str], block_size: int | None = None
 ) -> Iterator[tuple[int, dict[str, KeyBlock]]]:
     """Yield ``(start, {search: KeyBlock (B, N)})`` for consecutive query
     blocks; one float32 Gram block per query block serves every search."""
-    searches = check_searches(searches)
-    n = prep.n
-    bs = default_block_size(n) if block_size is None else int(block_size)
-    if bs < 1:
-        raise SearchError(f"block_size must be >= 1, got {block_size}")
-    # mips last, so it can take the Gram block itself
-    ordered = sorted(searches, key=lambda s: s == "mips")
-    for start in range(0, n, bs):
-        stop = min(n, start + bs)
-        G = prep.Z[start:stop] @ prep.Z.T
-        cache = DotCache(n)
-        yield start, {s: key_block(G, start, prep, s, inplace=(s == "mips"), cache=cache) for s in ordered}
+    order = search_order(searches)
+    for start, G, cache in iter_gram_blocks(prep, block_size):
+        yield start, {s: key_block(G, start, prep, s, inplace=(s == "mips"), cache=cache) for s in order}
 
 
 def rank(
