@@ -73,3 +73,28 @@ def test_debug_shows_traceback(tmp_path):
     cfg.write_text("collection: {name: d, kind: nope}\n")
     with pytest.raises(Exception, match="collection.kind"):
         main(["--debug", "check-config", str(cfg), "--schema", str(SCHEMA)])
+
+
+def test_global_flags_after_the_subcommand(tmp_path, capsys):
+    """--debug and -q work after the subcommand too (and before it, as above)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("collection: {name: d, kind: nope}\n")
+    with pytest.raises(Exception, match="collection.kind"):
+        main(["check-config", "--config", str(cfg), "--schema", str(SCHEMA), "--debug"])
+    assert main(["demo-data", "-q", "--out", str(tmp_path / "d"), "--clips-per-class", "1"]) == 0
+    assert "demo collection: 19 clips" in capsys.readouterr().out
+
+
+def test_one_config_flag_for_every_config_reading_subcommand():
+    """Every subcommand that reads a config takes it as --config (check-config too)."""
+    from soundsim.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("check-config", "manifest", "models", "listen", "tables", "figures"):
+        flags = {s for a in sub.choices[name]._actions for s in a.option_strings}
+        assert "--config" in flags and "--schema" in flags, name
+    args = parser.parse_args(["check-config", "--config", "x.yaml", "-q"])
+    assert args.config == "x.yaml" and args.quiet and not args.debug
+    assert parser.parse_args(["-q", "models"]).quiet
+    assert not parser.parse_args(["models"]).quiet

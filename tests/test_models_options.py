@@ -224,6 +224,18 @@ def test_an_unknown_option_in_the_config_stops_the_dry_run(venv_bin, tmp_path):
     r = subprocess.run([venv_bin / "snakemake", "-s", ROOT / "Snakefile", "-d", tmp_path, "--cores", "1", "-n"],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     out = r.stdout + r.stderr
-    assert r.returncode != 0
+    assert r.returncode == 2, out
     assert out.count("models.aisfx.options.nosuch: unknown option; allowed options: batch_size") == 1, out
     assert "Traceback" not in out and not (tmp_path / "results").exists()
+
+
+def test_check_config_names_an_unknown_option_and_exits_2(tmp_path, capsys):
+    """`soundsim check-config` checks the models: section too (what the workflow checks at start)."""
+    from soundsim.cli import main
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"collection": {"name": "demo", "kind": "demo"},
+                                   "models": {"aisfx": {"options": {"nosuch": 1}}}}))
+    assert main(["check-config", "--config", str(cfg), "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("models.aisfx.options.nosuch: unknown option; allowed options: batch_size") == 1, err

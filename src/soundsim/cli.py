@@ -1,6 +1,6 @@
 """``soundsim`` command line: thin wrappers over the library.
 
-    soundsim check-config [config.yaml]
+    soundsim check-config [--config config.yaml] [--show]
     soundsim demo-data --out results/demo/source [--seed 0] [--clips-per-class 16]
     soundsim manifest [--config config.yaml] [--threads N]
     soundsim models [--config config.yaml] [--paper | --options]
@@ -13,7 +13,8 @@
     soundsim figures [--config config.yaml]
 
 Errors in the user's input (config, collection, audio) print one clear message
-and exit with status 2; ``--debug`` shows the traceback.
+and exit with status 2; ``--debug`` shows the traceback. The global flags ``--debug``
+and ``-q``/``--quiet`` go before or after the subcommand.
 """
 
 from __future__ import annotations
@@ -33,10 +34,17 @@ log = logging.getLogger("soundsim")
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from soundsim import models, plan
     from soundsim.config import load_config
+    from soundsim.errors import ConfigError
 
-    cfg = load_config(args.config, args.schema)
-    print(f"{args.config}: valid")
+    path = args.config_file or args.config
+    cfg = load_config(path, args.schema)
+    try:
+        models.check_models_config(plan.enabled_models(cfg))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    print(f"{path}: valid")
     if args.show:
         print(json.dumps(cfg, indent=2))
     return 0
@@ -144,7 +152,28 @@ def _parse_options(items: list[str]) -> dict[str, object]:
     return out
 
 
+#: the numeric libraries' thread settings that ``extract --threads`` sets (before they are imported)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
+def _set_threads(threads: int | None) -> None:
+    """Limit torch, BLAS and TensorFlow to ``threads`` (default: ``OMP_NUM_THREADS`` when set).
+    Must run before the model's libraries are imported; TensorFlow's inter-op pool gets 1 thread."""
+    import os
+
+    n = str(threads) if threads else os.environ.get("OMP_NUM_THREADS")
+    if not n:
+        return
+    for var in THREAD_VARIABLES:
+        os.environ[var] = n
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
+    import os
+
+    _set_threads(args.threads)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from soundsim import extract
 
     out = extract.extract_shard(
@@ -266,76 +295,55 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_results_commands(sub: argparse._SubParsersAction) -> None:
-    """``tables`` and ``figures``: what the workflow's rules of the same names run."""
-    t = sub.add_parser(
-        "tables",
-        help="write the result tables of the configured collection (what `snakemake` rule tables does)",
-        description="Reads the metrics files of exactly the settings the config asks for (every enabled model "
-        "variation x aggregation x PCA x search) under <results>/<collection>/metrics/ and writes "
-        "<results>/<collection>/tables/: all_settings.csv, best_settings.csv, models.csv, models.md, "
-        "families.csv, labels.csv, pairwise.csv (bootstrap intervals and paired tests: evaluation.n_resamples, "
-        "confidence, seed). Other folders in the tree are ignored.",
-    )
-    t.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
-    t.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
-    t.set_defaults(func=_cmd_tables)
-    f = sub.add_parser(
-        "figures",
-        help="draw the figures of the configured collection from its tables (what `snakemake` rule figures does)",
-        description="Reads <results>/<collection>/tables/ (written by `soundsim tables` or the workflow) and "
-        "writes <results>/<collection>/figures/: grid/<model>__<variation> (Fig. 1), families (Fig. 2), "
-        "models, per_label, significance, each .png and .pdf.",
-    )
-    f.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
-    f.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
-    f.set_defaults(func=_cmd_figures)
+def _config_args(p: argparse.ArgumentParser, what: str = "config file") -> None:
+    """``--config`` and ``--schema``, spelled the same in every subcommand."""
+    p.add_argument("--config", default="config.yaml", help=f"{what} (default: config.yaml)")
+    p.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="soundsim",
-        description="Evaluate audio embeddings for semantic sound similarity (query-by-example). "
-        "The full pipeline runs as a Snakemake workflow (`snakemake --cores N`); these "
-        "subcommands run its steps by hand.",
-    )
-    p.add_argument("--version", action="version", version=f"soundsim {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    c = sub.add_parser("check-config", help="validate a config file against the schema")
-    c.add_argument("config", nargs="?", default="config.yaml", help="config file (default: config.yaml)")
-    c.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+def _add_check_config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    c = sub.add_parser("check-config", parents=[common],
+                       help="validate a config file: the schema, then the models: section (names, options, weights)")
+    _config_args(c)
+    # the older spelling `soundsim check-config FILE` still works
+    c.add_argument("config_file", nargs="?", metavar="CONFIG", help=argparse.SUPPRESS)
     c.add_argument("--show", action="store_true", help="print the config with defaults filled in")
     c.set_defaults(func=_cmd_check_config)
 
-    d = sub.add_parser("demo-data", help="synthesise the demo collection (audio, ground truth, families)")
+
+def _add_demo_data(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    d = sub.add_parser("demo-data", parents=[common],
+                       help="synthesise the demo collection (audio, ground truth, families)")
     d.add_argument("--out", required=True, type=Path, help="output folder (e.g. results/demo/source)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
     d.add_argument("--clips-per-class", type=int, default=16, help="clips per class, 19 classes (default 16)")
     d.set_defaults(func=_cmd_demo_data)
 
+
+def _add_manifest(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     m = sub.add_parser(
-        "manifest",
+        "manifest", parents=[common],
         help="check the configured collection and write manifest.csv, bad_audio.csv, labels.csv, families.json",
     )
-    m.add_argument("--config", default="config.yaml", help="config file (default: config.yaml)")
-    m.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    _config_args(m)
     m.add_argument("--threads", type=int, default=1, help="threads for decoding audio (default 1)")
     m.set_defaults(func=_cmd_manifest)
 
-    ml = sub.add_parser("models", help="list registered models, variations, environments and whether weights are found")
-    ml.add_argument("--config", default="config.yaml", help="config whose models: section is checked (default: config.yaml)")
+
+def _add_models(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    ml = sub.add_parser("models", parents=[common],
+                        help="list registered models, variations, environments and whether weights are found")
+    _config_args(ml, "config whose models: section is checked")
     ml.add_argument("--weights-dir", help="folder of weights under their official file names (default: the config's weights_dir)")
     ml.add_argument("--paper", action="store_true", help="one row per model of the paper's Table II: modality, objective, "
                     "parameters, training data, native dims")
     ml.add_argument("--options", action="store_true", help="each model's options (models.<name>.options): type, "
                     "default, allowed values, what it does (a Markdown table)")
-    ml.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
     ml.set_defaults(func=_cmd_models)
 
-    e = sub.add_parser("extract", help="embed one shard of a manifest with one model (resumable)")
+
+def _add_extract(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    e = sub.add_parser("extract", parents=[common], help="embed one shard of a manifest with one model (resumable)")
     e.add_argument("--manifest", required=True, help="manifest.csv written by `soundsim manifest`")
     e.add_argument("--model", required=True, help="model name (see `soundsim models`)")
     e.add_argument("--variation", help="model variation (default: the model's default)")
@@ -344,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, type=Path, help="output HDF5 (a journal <out>.partial/ is kept while working)")
     e.add_argument("--weights", help="local weights path (required unless the model ships its weights)")
     e.add_argument("--device", default="cpu", help="cpu, cuda, or auto (cuda when available)")
+    e.add_argument("--threads", type=int, help="threads of the numeric libraries (default: OMP_NUM_THREADS, which "
+                   "Snakemake sets to the job's threads, else the libraries' own default)")
     e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, the value in YAML (repeatable; see `soundsim models --options`)")
     e.add_argument("--on-bad-audio", choices=["skip", "fail"], default="skip",
@@ -355,13 +365,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--weights-fingerprint", help="fingerprint of the weights file (default: computed, cached)")
     e.set_defaults(func=_cmd_extract)
 
-    mg = sub.add_parser("merge", help="merge shard files (in the given order) into one embeddings file")
+
+def _add_merge(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    mg = sub.add_parser("merge", parents=[common],
+                        help="merge shard files (in the given order) into one embeddings file")
     mg.add_argument("shards", nargs="+", help="shard HDF5 files, in manifest order")
     mg.add_argument("--out", required=True, type=Path, help="merged HDF5")
     mg.set_defaults(func=_cmd_merge)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     ev = sub.add_parser(
-        "evaluate",
+        "evaluate", parents=[common],
         help="evaluate an embeddings file over aggregation x PCA x search settings (MAP@N, MR1)",
         description=f"Every setting writes OUT/{SETTING_PATTERN}/ with per_label.csv, per_family.csv, "
         "summary.json, rankings.h5 and per_query.parquet (one row per query and label: AP@N, R1).",
@@ -387,8 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"also write each processed matrix to OUT/processed/{PROCESSING_PATTERN}.h5")
     ev.set_defaults(func=_cmd_evaluate)
 
+
+def _add_listen(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     li = sub.add_parser(
-        "listen",
+        "listen", parents=[common],
         help="serve the listening page: compare systems' top results by ear and record ratings",
         description="A local web page over the workflow's results: pick a class, a query clip is drawn (seeded) "
         "or chosen, up to 4 systems (default: each model's best setting) show their top 15 results side by "
@@ -404,7 +421,61 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("--config", help="config whose results/collection.name are used (default: config.yaml if present)")
     li.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
     li.set_defaults(func=_cmd_listen)
-    _add_results_commands(sub)
+
+
+def _add_tables(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    t = sub.add_parser(
+        "tables", parents=[common],
+        help="write the result tables of the configured collection (what `snakemake` rule tables does)",
+        description="Reads the metrics files of exactly the settings the config asks for (every enabled model "
+        "variation x aggregation x PCA x search) under <results>/<collection>/metrics/ and writes "
+        "<results>/<collection>/tables/: all_settings.csv, best_settings.csv, models.csv, models.md, "
+        "families.csv, labels.csv, pairwise.csv (bootstrap intervals and paired tests: evaluation.n_resamples, "
+        "confidence, seed). Other folders in the tree are ignored.",
+    )
+    _config_args(t)
+    t.set_defaults(func=_cmd_tables)
+
+
+def _add_figures(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    f = sub.add_parser(
+        "figures", parents=[common],
+        help="draw the figures of the configured collection from its tables (what `snakemake` rule figures does)",
+        description="Reads <results>/<collection>/tables/ (written by `soundsim tables` or the workflow) and "
+        "writes <results>/<collection>/figures/: grid/<model>__<variation> (Fig. 1), families (Fig. 2), "
+        "models, per_label, significance, each .png and .pdf.",
+    )
+    _config_args(f)
+    f.set_defaults(func=_cmd_figures)
+
+
+#: the subcommands, in the order `soundsim --help` lists them
+SUBCOMMANDS = (_add_check_config, _add_demo_data, _add_manifest, _add_models, _add_extract, _add_merge,
+               _add_evaluate, _add_listen, _add_tables, _add_figures)
+
+
+def _global_flags(p: argparse.ArgumentParser, default: object) -> None:
+    """``--debug`` and ``-q``: accepted before and after the subcommand. The subcommands' copies
+    default to SUPPRESS, so they set the flag only when given there."""
+    p.add_argument("--debug", action="store_true", default=default, help="show tracebacks for input errors")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``soundsim`` parser: global flags, then one sub-parser per entry of :data:`SUBCOMMANDS`."""
+    p = argparse.ArgumentParser(
+        prog="soundsim",
+        description="Evaluate audio embeddings for semantic sound similarity (query-by-example). "
+        "The full pipeline runs as a Snakemake workflow (`snakemake --cores N`); these "
+        "subcommands run its steps by hand.",
+    )
+    p.add_argument("--version", action="version", version=f"soundsim {__version__}")
+    _global_flags(p, False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_flags(common, argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub, common)
     return p
 
 

@@ -1,13 +1,14 @@
 """Load and validate the workflow configuration (``config.yaml``).
 
 The schema lives in ``workflow/schemas/config.schema.yaml`` (JSON Schema, draft
-2020-12). The Snakefile validates with ``snakemake.utils.validate``; this module
-gives the same check outside Snakemake (CLI, tests) and turns jsonschema's
-errors into messages that name the key and the allowed values, e.g.::
+2020-12). This module is the one validator: the workflow (``common.smk``) calls
+:func:`validate_config` once at start, and so do the CLI and tests. It turns
+jsonschema's errors into messages that name the key and the allowed values, e.g.::
 
     config.yaml: grid.searches[1]: 'cosine' is not allowed; allowed values: 'mips', 'mcss', 'nns'
 
-Defaults declared in the schema are filled in, as Snakemake does.
+Defaults declared in the schema are filled in (as ``snakemake.utils.validate``
+would, which the workflow therefore does not call again).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 import re
 
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 from soundsim import manifest as manifest_lib
 from soundsim import models as registry
@@ -21,15 +20,23 @@ from soundsim.layout import (
 )
 from soundsim.listen.db import rated_systems
 
-# 1. soundsim's check: every problem, each naming the key and the allowed values.
+
+
+def config_error(e):
+    """Stop the workflow at start with soundsim's message (naming the key and the allowed
+    values) and exit status 2, as `soundsim check-config` does for the same config."""
+    logger.error(f"soundsim: {e}")
+    raise SystemExit(2)
+
+
+# The config is validated once, by soundsim (the schema, defaults filled in, every problem
+# naming the key and the allowed values); then the models: section against the registry.
 try:
     validate_config(
         config, load_yaml(workflow.source_path("../schemas/config.schema.yaml"))
     )
 except ConfigError as e:
-    raise WorkflowError(str(e))
-# 2. Snakemake's own validation (fills defaults the same way).
-validate(config, "../schemas/config.schema.yaml")
+    config_error(e)
 
 RESULTS = config["results"]
 COLLECTION = config["collection"]
@@ -44,7 +51,7 @@ try:
     registry.check_models_config(MODELS)
     WEIGHTS = registry.resolve_all_weights(MODELS, config.get("weights_dir"))
 except ConfigError as e:
-    raise WorkflowError(str(e))
+    config_error(e)
 SHARDS = config["extraction"]["shards"]
 REUSE = config["extraction"]["reuse"]
 GRID = config["grid"]
