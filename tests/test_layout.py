@@ -35,8 +35,10 @@ def test_layout_paths_and_wildcard_patterns():
     assert L.Layout.from_config({"results": "res", "collection": {"name": "demo"}}) == lay
     assert lay.manifest == Path("res/demo/manifest.csv") and lay.families == Path("res/demo/families.json")
     assert lay.embeddings("aisfx", "x") == Path("res/demo/embeddings/aisfx/x.h5")
-    assert lay.shards("aisfx", "x", 2) == [Path("res/demo/embeddings/aisfx/x.shard-0-of-2.h5"),
-                                           Path("res/demo/embeddings/aisfx/x.shard-1-of-2.h5")]
+    assert lay.shards("aisfx", "x", 2) == [Path("res/demo/embeddings/aisfx/x.shard-1-of-2.h5"),
+                                           Path("res/demo/embeddings/aisfx/x.shard-2-of-2.h5")]
+    assert lay.shard("aisfx", "x", "{scatteritem}") == Path("res/demo/embeddings/aisfx/x.shard-{scatteritem}.h5")
+    assert lay.extract_log("aisfx", "x", "2-of-2") == Path("res/demo/logs/extract/aisfx/x.shard-2-of-2.log")
     assert lay.processed("aisfx", "x", "mean", None) == Path("res/demo/processed/aisfx/x/agg-mean_pca-none.h5")
     f = lay.setting_files("aisfx", "x", "agg-mean_pca-100_search-mcss")
     assert f.summary == Path("res/demo/metrics/aisfx/x/agg-mean_pca-100_search-mcss/summary.json")
@@ -135,3 +137,14 @@ def test_read_summary_errors_name_the_file(evaluated, tmp_path):
     path.write_text(json.dumps({**good, "macro": {**good["macro"], "mr1": None}, "family_mean": None}))
     s = L.read_summary(path)
     assert math.isnan(s.macro["mr1"]) and s.family_mean == {}
+
+
+def test_shard_items_are_snakemakes_scatteritems():
+    """Shard k (0-based) of n is named like Snakemake's {scatteritem}: '<k+1>-of-<n>', and parsed back."""
+    assert [L.shard_item(k, 3) for k in range(3)] == ["1-of-3", "2-of-3", "3-of-3"]
+    assert [L.parse_shard_item(L.shard_item(k, 3)) for k in range(3)] == [(0, 3), (1, 3), (2, 3)]
+    for bad in ("0-of-2", "3-of-2", "1of2", "x-of-2"):
+        with pytest.raises(L.LayoutError, match="is not a shard name"):
+            L.parse_shard_item(bad)
+    with pytest.raises(L.LayoutError, match=r"shard 2 is not in 0\.\.1"):
+        L.shard_item(2, 2)

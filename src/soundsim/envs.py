@@ -10,8 +10,12 @@ environment ``soundsim`` is the project's own ``.venv`` (requirements.txt).
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from soundsim.errors import SoundsimError
 
@@ -50,36 +54,17 @@ def python_for(env: str, root: Path | None = None) -> str:
     return str(py)
 
 
-def _in_conda_env() -> bool:
-    """True when this interpreter is the active conda environment (``--sdm conda``)."""
-    import os
+def model_python(env: str, conda: bool, root: Path | None = None) -> str:
+    """The interpreter rule ``extract_shard`` runs ``python -m soundsim.cli extract`` with:
+    ``python`` of the environment Snakemake activated (``--sdm conda``, ``conda`` true), else
+    :func:`python_for` (``.venvs/<env>/bin/python``, a clear error when it is not built)."""
+    return "python" if conda else python_for(env, root)
 
-    prefix = os.environ.get("CONDA_PREFIX")
-    return bool(prefix) and Path(sys.prefix).resolve() == Path(prefix).resolve()
 
-
-def run_in_env(env: str, cli_args: list[str], log_path: str | Path | None = None, threads: int = 1) -> None:
-    """Run ``python -m soundsim.cli <cli_args>`` with the interpreter of ``env``
-    (this one under ``--sdm conda``, where Snakemake already activated it),
-    appending its output to ``log_path``. Thread counts of the numeric
-    libraries are set to ``threads``. A failure raises SoundsimError."""
-    import os
-    import subprocess
-
-    python = sys.executable if _in_conda_env() else python_for(env)
-    env_vars = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-        env_vars[var] = str(threads)
-    env_vars["TF_NUM_INTEROP_THREADS"] = "1"
-    env_vars.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    cmd = [python, "-m", "soundsim.cli", *map(str, cli_args)]
-    if log_path is None:
-        rc = subprocess.run(cmd, env=env_vars).returncode
-    else:
-        with open(log_path, "a") as fh:
-            fh.write(f"$ {' '.join(cmd)}\n")
-            fh.flush()
-            rc = subprocess.run(cmd, env=env_vars, stdout=fh, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        where = f"; see {log_path}" if log_path else ""
-        raise SoundsimError(f"`soundsim {cli_args[0]}` failed in environment {env!r} (exit status {rc}){where}")
+def extract_flags(weights: str | None, reuse: str | None, options: Mapping[str, Any]) -> str:
+    """The optional flags of ``soundsim extract``, shell-quoted: ``--weights``, ``--reuse`` (each
+    when given) and one ``--option=KEY=VALUE`` per model option, the value as JSON (which YAML reads)."""
+    args = [f"--weights={weights}"] if weights else []
+    args += [f"--reuse={reuse}"] if reuse else []
+    args += [f"--option={k}={json.dumps(v)}" for k, v in options.items()]
+    return shlex.join(args)

@@ -2,7 +2,7 @@
 
 One (collection, model, variation) is split into ``shards`` contiguous slices
 of the manifest (:func:`shard_slice`); each shard job embeds its clips and
-writes ``<variation>.shard-<k>-of-<n>.h5``; :func:`merge_shards` joins them,
+writes ``<variation>.shard-<k+1>-of-<n>.h5``; :func:`merge_shards` joins them,
 in manifest order, into ``<variation>.h5`` (the format of
 :mod:`soundsim.store`).
 
@@ -62,6 +62,7 @@ import numpy as np
 
 from soundsim import audio, models, store
 from soundsim.errors import AudioError, SoundsimError
+from soundsim.layout import shard_item
 from soundsim.logutil import native_output
 from soundsim.logutil import progress as progress_bar
 
@@ -79,7 +80,9 @@ def shard_slice(n: int, shards: int, k: int) -> slice:
 
 
 def shard_path(out_dir: str | Path, variation: str, k: int, shards: int) -> Path:
-    return Path(out_dir) / f"{variation}.shard-{k}-of-{shards}.h5"
+    """``<out_dir>/<variation>.shard-<k+1>-of-<shards>.h5`` (shard ``k`` counted from 0;
+    the file name counts from 1, as :func:`soundsim.layout.shard_item`)."""
+    return Path(out_dir) / f"{variation}.shard-{shard_item(k, shards)}.h5"
 
 
 # ---------------------------------------------------------------------------- journal
@@ -360,9 +363,9 @@ def extract_shard(
                   and (keys[f] in prev.rows or keys[f] in prev.failed)}
         todo = [(f, p) for f, p in zip(fnames, paths, strict=True) if f not in done and f not in reused]
         log.info(
-            "%s/%s shard %d of %d: %d clips: %d reused from %s, %d already done (journal), %d to embed "
+            "%s/%s shard %s: %d clips: %d reused from %s, %d already done (journal), %d to embed "
             "(code version %s, weights %s)",
-            model_name, variation, shard, shards, len(fnames), len(reused), prev.path if prev else "no previous file",
+            model_name, variation, shard_item(shard, shards), len(fnames), len(reused), prev.path if prev else "no previous file",
             len(done), len(todo), code_version, weights_fp,
         )
         if todo:

@@ -7,7 +7,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     manifest.csv, bad_audio.csv, labels.csv, families.json                     rule manifest
     cache/fingerprints.json                                                    the manifest's fingerprint cache
     embeddings/<model>/<variation>.h5                                          rule merge_embeddings
-    embeddings/<model>/<variation>.shard-<k>-of-<n>.h5                         rule extract_shard (temporary)
+    embeddings/<model>/<variation>.shard-<k>-of-<n>.h5 (k from 1)              rule extract_shard (temporary)
     processed/<model>/<variation>/<processing>.h5                              rule evaluate
     metrics/<model>/<variation>/<setting>/                                     rule evaluate, one folder per setting:
         per_label.csv, per_family.csv, summary.json, rankings.h5, per_query.parquet
@@ -19,6 +19,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     listening/ratings.sqlite                                                   soundsim listen
     logs/<rule>.log, logs/extract/<model>/<variation>.{shard-<k>-of-<n>,merge}.log,
     logs/evaluate/<model>/<variation>/<processing>.log
+    benchmarks/{extract,merge,evaluate}/...tsv (as the logs)                  Snakemake's benchmark: files
     report.html                                                                snakemake --report
 
 Names of processing and evaluation settings (:func:`processing_name`,
@@ -358,13 +359,14 @@ class Layout:
         """``embeddings/<model>/<variation>.h5``."""
         return self.dir / "embeddings" / model / f"{variation}.h5"
 
-    def shard(self, model: str, variation: str, shard: int | str, shards: int | str) -> Path:
-        """``embeddings/<model>/<variation>.shard-<k>-of-<n>.h5``."""
-        return self.dir / "embeddings" / model / f"{variation}.shard-{shard}-of-{shards}.h5"
+    def shard(self, model: str, variation: str, item: str) -> Path:
+        """``embeddings/<model>/<variation>.shard-<item>.h5``; ``item`` is Snakemake's
+        ``{scatteritem}``, ``<k>-of-<n>`` with ``k`` from 1 (:func:`shard_item`)."""
+        return self.dir / "embeddings" / model / f"{variation}.shard-{item}.h5"
 
     def shards(self, model: str, variation: str, n: int) -> list[Path]:
-        """The ``n`` shard files of one model variation, in order."""
-        return [self.shard(model, variation, k, n) for k in range(n)]
+        """The ``n`` shard files of one model variation, in manifest order."""
+        return [self.shard(model, variation, shard_item(k, n)) for k in range(n)]
 
     def processed(self, model: str, variation: str, aggregation: str, pca: int | str | None) -> Path:
         """``processed/<model>/<variation>/agg-<a>_pca-<p>.h5``."""
@@ -426,14 +428,32 @@ class Layout:
         """``logs/<rule>.log``."""
         return self.dir / "logs" / f"{rule}.log"
 
-    def extract_log(self, model: str, variation: str, shard: int | str, shards: int | str) -> Path:
-        return self.dir / "logs" / "extract" / model / f"{variation}.shard-{shard}-of-{shards}.log"
+    def extract_log(self, model: str, variation: str, item: str) -> Path:
+        """``logs/extract/<model>/<variation>.shard-<item>.log`` (``item``: ``<k>-of-<n>``)."""
+        return self.dir / "logs" / "extract" / model / f"{variation}.shard-{item}.log"
 
     def merge_log(self, model: str, variation: str) -> Path:
         return self.dir / "logs" / "extract" / model / f"{variation}.merge.log"
 
     def evaluate_log(self, model: str, variation: str, aggregation: str, pca: int | str | None) -> Path:
         return self.dir / "logs" / "evaluate" / model / variation / f"{processing_name(aggregation, pca)}.log"
+
+    # benchmarks (Snakemake's benchmark: files, TSV: wall time s, max_rss MB, ...), beside the logs
+    def extract_benchmark(self, model: str, variation: str, item: str) -> Path:
+        """``benchmarks/extract/<model>/<variation>.shard-<item>.tsv``."""
+        return self.dir / "benchmarks" / "extract" / model / f"{variation}.shard-{item}.tsv"
+
+    def merge_benchmark(self, model: str, variation: str) -> Path:
+        """``benchmarks/merge/<model>/<variation>.tsv``."""
+        return self.dir / "benchmarks" / "merge" / model / f"{variation}.tsv"
+
+    def evaluate_benchmark(self, model: str, variation: str, aggregation: str, pca: int | str | None) -> Path:
+        """``benchmarks/evaluate/<model>/<variation>/<processing>.tsv``."""
+        return self.dir / "benchmarks" / "evaluate" / model / variation / f"{processing_name(aggregation, pca)}.tsv"
+
+    @property
+    def benchmarks_dir(self) -> Path:
+        return self.dir / "benchmarks"
 
     @property
     def report(self) -> Path:
@@ -443,6 +463,22 @@ class Layout:
 def processed_file(processed_dir: str | Path, aggregation: str, pca: int | str | None) -> Path:
     """``<processed_dir>/agg-<a>_pca-<p>.h5``: one processing setting's matrix."""
     return Path(processed_dir) / f"{processing_name(aggregation, pca)}.h5"
+
+
+def shard_item(k: int, n: int) -> str:
+    """The name of shard ``k`` (0-based) of ``n``: ``<k+1>-of-<n>``, as Snakemake's
+    ``scattergather`` names its ``{scatteritem}`` (1-based)."""
+    if not 0 <= k < n:
+        raise LayoutError(f"shard {k} is not in 0..{n - 1}")
+    return f"{k + 1}-of-{n}"
+
+
+def parse_shard_item(item: str) -> tuple[int, int]:
+    """``"<k>-of-<n>"`` (1-based ``k``) -> ``(k - 1, n)``: the 0-based shard index and the count."""
+    m = re.fullmatch(r"(\d+)-of-(\d+)", str(item))
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise LayoutError(f"{item!r} is not a shard name <k>-of-<n> with 1 <= k <= n")
+    return int(m.group(1)) - 1, int(m.group(2))
 
 
 def grid_figure_name(model: str, variation: str) -> str:

@@ -3,6 +3,9 @@
 import re
 
 from snakemake.logging import logger
+from snakemake.settings.types import DeploymentMethod
+
+from soundsim import envs
 
 from soundsim import manifest as manifest_lib
 from soundsim import models as registry
@@ -16,6 +19,7 @@ from soundsim.layout import (
     SUMMARY_TABLES,
     FIGURES,
     grid_figure_name,
+    parse_shard_item,
     setting_name,
 )
 from soundsim.listen.db import rated_systems
@@ -38,6 +42,12 @@ try:
 except ConfigError as e:
     config_error(e)
 
+
+# Shards of the manifest per (model, variation): extraction.shards, or --set-scatter shard=N.
+scattergather:
+    shard=config["extraction"]["shards"],
+
+
 RESULTS = config["results"]
 COLLECTION = config["collection"]
 # Every path of the results tree comes from soundsim.layout: LAYOUT gives the rules'
@@ -52,8 +62,9 @@ try:
     WEIGHTS = registry.resolve_all_weights(MODELS, config.get("weights_dir"))
 except ConfigError as e:
     config_error(e)
-SHARDS = config["extraction"]["shards"]
 REUSE = config["extraction"]["reuse"]
+# `snakemake --sdm conda`: each model's rule runs in its envs/<env>.yaml, else in .venvs/<env>
+USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 GRID = config["grid"]
 # Code versions (soundsim.provenance) and weights fingerprints are parameters of the rules; a change
 # re-runs exactly the jobs it can affect.
@@ -72,8 +83,6 @@ wildcard_constraints:
     collection=re.escape(COLLECTION["name"]),
     model=_alternatives(MODELS),
     variation=_alternatives(v for _, v in WEIGHTS),
-    shard=r"\d+",
-    shards=r"\d+",
     aggregation="mean|median|max|none",
     pca=r"\d+|none",
     search="mips|mcss|nns",
@@ -93,8 +102,19 @@ def model_weights(name, variation):
     return WEIGHTS[(name, variation)] or ""
 
 
-def shard_files(collection, name, variation):
-    return Layout(RESULTS, collection).shards(name, variation, SHARDS)
+def model_python(name):
+    """The interpreter of the model's environment (soundsim.envs.model_python)."""
+    return envs.model_python(model_env(name), USE_CONDA)
+
+
+def extract_flags(w):
+    """soundsim extract's optional flags for a job: weights, the embeddings to reuse, options."""
+    reuse = Layout(RESULTS, w.collection).embeddings(w.model, w.variation) if REUSE else None
+    return envs.extract_flags(
+        model_weights(w.model, w.variation),
+        str(reuse) if reuse else None,
+        MODELS[w.model].get("options") or {},
+    )
 
 
 def embedding_files():

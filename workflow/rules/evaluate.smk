@@ -26,6 +26,8 @@ rule evaluate:
         "evaluate"
     log:
         LAYOUT.evaluate_log("{model}", "{variation}", "{aggregation}", "{pca}"),
+    benchmark:
+        LAYOUT.evaluate_benchmark("{model}", "{variation}", "{aggregation}", "{pca}")
     conda:
         "../../envs/soundsim.yaml"
     script:
