@@ -19,14 +19,15 @@ TEST_ENVS ?= musicnn essentia-tf msclap laion-clap
 ENVS   ?= $(TEST_ENVS)
 stamps = $(foreach e,$(1),.venvs/$(e)/.soundsim-installed)
 
-.PHONY: help setup envs demo test test-models lint dryrun
+.PHONY: help setup envs demo test test-models lint format dryrun
 
 help:
 	@echo "make demo   - set up .venv and run the workflow on the demo collection (results/demo/)"
 	@echo "make test   - set up .venv and the model envs (TEST_ENVS), run the test suite"
 	@echo "make envs   - build the model environments .venvs/<env> (ENVS=\"a b\" to choose)"
 	@echo "make test-models - only the model tests (tests/test_models*.py)"
-	@echo "make lint   - snakemake --lint"
+	@echo "make lint   - snakemake --lint, snakefmt --check ."
+	@echo "make format - snakefmt the rule files"
 	@echo "make dryrun - snakemake -n (plan the DAG)"
 
 # Re-run the install only when the pins or the package metadata change.
@@ -67,6 +68,10 @@ test-models: setup $(call stamps,$(TEST_ENVS))
 
 lint: setup
 	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check .
+
+format: setup
+	$(BIN)/snakefmt .
 
 dryrun: setup
 	$(BIN)/snakemake -n --cores 1
