@@ -89,3 +89,30 @@ def test_python_for_missing_env_says_how_to_build_it(tmp_path):
     import sys
 
     assert envs.python_for(envs.MAIN_ENV) == sys.executable
+
+
+def test_model_python_is_the_activated_env_under_conda_else_the_venv(tmp_path):
+    """Rule extract_shard's interpreter: `python` of the env Snakemake activated (--sdm conda),
+    else .venvs/<env>/bin/python, with the how-to-build error when that is missing."""
+    assert envs.model_python("essentia-tf", conda=True, root=tmp_path) == "python"
+    with pytest.raises(SoundsimError, match="make envs ENVS=essentia-tf"):
+        envs.model_python("essentia-tf", conda=False, root=tmp_path)
+    py = tmp_path / ".venvs" / "essentia-tf" / "bin" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text("")
+    assert envs.model_python("essentia-tf", conda=False, root=tmp_path) == str(py)
+
+
+def test_extract_flags_are_shell_quoted_and_read_back_by_the_cli(tmp_path):
+    """The flags the rule passes parse back, through the shell, to the same values."""
+    import shlex
+
+    from soundsim.cli import _parse_options, build_parser
+
+    flags = envs.extract_flags("/w/my weights.pt", str(tmp_path / "prev.h5"),
+                               {"batch_size": 4, "layer": "it's", "native_rate": True})
+    assert envs.extract_flags(None, None, {}) == ""
+    argv = ["extract", "--manifest", "m.csv", "--model", "aisfx", "--out", "o.h5", *shlex.split(flags)]
+    args = build_parser().parse_args(argv)
+    assert args.weights == "/w/my weights.pt" and args.reuse == tmp_path / "prev.h5"
+    assert _parse_options(args.option) == {"batch_size": 4, "layer": "it's", "native_rate": True}
