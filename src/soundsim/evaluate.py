@@ -319,12 +319,15 @@ def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoff
                  ) -> tuple[dict[str, PassResult], dict[str, Exception]]:
     """:func:`search_and_score` over all ``searches`` in one pass; when that
     fails for some search (e.g. a zero vector has no cosine), each search alone,
-    so that the others still run. Returns (results, search -> error)."""
+    so that the others still run. Returns (results, search -> error): a
+    :class:`soundsim.search.SearchError` is a failure of that search's setting,
+    never raised (also with a single search, so that the other processing
+    settings of the grid still run)."""
     try:
         return search_and_score(Z, index, searches, cutoffs, block_size, fnames, progress, desc=desc), {}
-    except S.SearchError:
+    except S.SearchError as e:
         if len(searches) == 1:
-            raise
+            return {}, {searches[0]: e}
     results: dict[str, PassResult] = {}
     errors: dict[str, Exception] = {}
     for s in searches:
