@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from soundsim import process as P
+from soundsim import search as S
 from soundsim.cli import main
 from soundsim.errors import CollectionError
-from soundsim.evaluate import evaluate_grid, evaluate_setting, setting_name
+from soundsim.evaluate import PartialEvaluationError, evaluate_grid, evaluate_setting, setting_name
 from soundsim.metrics import build_label_index, metrics_from_scores
 from soundsim.store import Embeddings, read_embeddings, read_rankings, write_embeddings
 
@@ -133,6 +134,26 @@ def test_a_failing_setting_does_not_discard_the_others(files, tmp_path, capsys):
     for s in ("mips", "mcss", "nns"):
         assert (out / f"agg-mean_pca-5_search-{s}" / "summary.json").is_file()
         assert not (out / f"agg-mean_pca-13_search-{s}").exists()
+
+
+def test_a_zero_vector_under_cosine_spares_the_other_settings_with_one_search(tmp_path):
+    """A search that cannot run on one processing setting (a zero vector has no cosine) is a
+    failure of that setting only, also when it is the only search asked for."""
+    fnames, labels, frames = _collection()
+    frames[3] = np.full_like(frames[3], -100.0)  # the minimum in every dimension: all zero after min-max
+    emb = write_embeddings(tmp_path / "z.h5", fnames, frames,
+                           {"model": "m", "variation": "v", "processing": "minmax-pca"})
+    out = tmp_path / "o"
+    with pytest.raises(PartialEvaluationError) as info:
+        evaluate_grid(read_embeddings(emb), (fnames, labels), None, ["mean"], ["none", 5], ["mcss"], [15],
+                      out_dir=out)
+    e = info.value
+    assert [name for name, _ in e.failures] == ["agg-mean_pca-none_search-mcss"]
+    assert "all-zero vector" in e.failures[0][1] and "'1003'" in e.failures[0][1]
+    assert [s["setting"]["name"] for s in e.summaries] == ["agg-mean_pca-5_search-mcss"]
+    assert sorted(p.name for p in out.iterdir()) == ["agg-mean_pca-5_search-mcss"]
+    with pytest.raises(S.SearchError, match="all-zero vector"):  # one setting: its own error
+        evaluate_setting(read_embeddings(emb), (fnames, labels), None, "mean", "none", "mcss", [15])
 
 
 def test_evaluate_out_naming_a_file_is_one_clear_error(files, tmp_path, capsys):

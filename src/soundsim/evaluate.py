@@ -31,6 +31,14 @@ Each setting writes ``OUT/<setting>/`` (the setting's name,
   a label's rows is its ``per_label.csv`` value, so :mod:`soundsim.stats` can
   resample queries without re-running a search.
 
+Computing and writing are apart: :func:`prepare_grid` aligns and validates
+the inputs, :func:`compute_grid` yields one :class:`ProcessingOutcome` per
+(aggregation, PCA) holding a :class:`SettingResult` per search (summary,
+tables, rankings) and the settings that failed, and writes nothing;
+:func:`write_setting` writes one setting's folder and :func:`write_processing`
+one ``processed/`` file. :func:`evaluate_grid` loops over the outcomes,
+writes them, logs, and raises :class:`PartialEvaluationError` at the end.
+
 Clips in the embeddings but not in the ground truth, or the reverse, are an
 error listing the first few; ``restrict=True`` (``--intersect``) evaluates the
 clips present in both instead, and the summary records how many were dropped.
@@ -44,8 +52,8 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -306,38 +314,20 @@ def _pca_problem(emb: Embeddings, k: int | None) -> str | None:
     return None
 
 
-def _write_setting(d: Path, sub: Embeddings, index: M.LabelIndex, families: Mapping[str, Sequence[str]],
-                   r: PassResult, summary: dict[str, Any], rankings: bool) -> None:
-    """The five files of one setting's folder (see the module docstring)."""
-    t0 = time.perf_counter()
-    d.mkdir(parents=True, exist_ok=True)
-    files = L.METRIC_FILES
-    write_csv_atomic(r.metrics.per_label(), d / files["per_label"], float_format=CSV_FLOAT_FORMAT)
-    write_csv_atomic(r.metrics.per_family(families), d / files["per_family"], float_format=CSV_FLOAT_FORMAT)
-    _write_parquet(per_query_table(sub.fnames, index, r.metrics), d / files["per_query"])
-    st = summary["setting"]
-    if rankings:
-        write_rankings(
-            d / files["rankings"], sub.fnames, r.indices, r.scores,
-            {"search": st["search"], "score": S.SCORE_MEANING[st["search"]], "tie_rule": S.TIE_RULE,
-             "aggregation": st["aggregation"], "pca": st["pca"], "k": int(r.indices.shape[1]),
-             "model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", ""))},
-        )
-    summary["timings"]["write_s"] = time.perf_counter() - t0
-    write_text_atomic(d / files["summary"], json.dumps(_json_safe(summary), indent=2) + "\n")
-
-
 def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoffs: list[int],
                  block_size: int | None, fnames: list[str], progress: bool, desc: str
                  ) -> tuple[dict[str, PassResult], dict[str, Exception]]:
     """:func:`search_and_score` over all ``searches`` in one pass; when that
     fails for some search (e.g. a zero vector has no cosine), each search alone,
-    so that the others still run. Returns (results, search -> error)."""
+    so that the others still run. Returns (results, search -> error): a
+    :class:`soundsim.search.SearchError` is a failure of that search's setting,
+    never raised (also with a single search, so that the other processing
+    settings of the grid still run)."""
     try:
         return search_and_score(Z, index, searches, cutoffs, block_size, fnames, progress, desc=desc), {}
-    except S.SearchError:
+    except S.SearchError as e:
         if len(searches) == 1:
-            raise
+            return {}, {searches[0]: e}
     results: dict[str, PassResult] = {}
     errors: dict[str, Exception] = {}
     for s in searches:
@@ -346,6 +336,303 @@ def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoff
         except S.SearchError as e:
             errors[s] = e
     return results, errors
+
+
+# --------------------------------------------------------------------------- computing (no files written)
+
+
+@dataclass
+class GridInputs:
+    """The validated inputs of one grid evaluation (:func:`prepare_grid`): the
+    aligned embeddings, their label index, and the settings asked for."""
+
+    emb: Embeddings  # the clips evaluated (embedded and labelled), file order
+    index: M.LabelIndex
+    families: dict[str, Sequence[str]]
+    aggregations: list[str]
+    pcas: list[int | None]  # parsed PCA settings (None: no PCA)
+    searches: list[str]
+    cutoffs: list[int]
+    order: str  # processing order, :func:`soundsim.process.processing_order`
+    seed: int
+    block_size: int | None
+    align_info: dict[str, Any]  # counts of :func:`align`
+    single: list[str]  # labels with a single clip (NaN, left out of averages)
+    code: dict[str, Any]  # code versions (evaluation, embeddings)
+
+    @property
+    def n_settings(self) -> int:
+        """Number of (aggregation, PCA, search) settings asked for."""
+        return len(self.aggregations) * len(self.pcas) * len(self.searches)
+
+
+@dataclass
+class SettingResult:
+    """One evaluated setting, computed but not written: what its folder holds
+    (:func:`write_setting` writes it). ``summary`` is ``summary.json`` without
+    ``timings.write_s``; ``per_label`` / ``per_family`` / ``per_query`` are
+    the tables of ``per_label.csv`` / ``per_family.csv`` / ``per_query.parquet``;
+    ``fnames``, ``indices`` (N, K) int32, ``scores`` (N, K) float32 and
+    ``rankings_attrs`` are ``rankings.h5``."""
+
+    name: str  # the setting name, :func:`setting_name`
+    summary: dict[str, Any]
+    per_label: pd.DataFrame
+    per_family: pd.DataFrame
+    per_query: pd.DataFrame
+    fnames: list[str]
+    indices: np.ndarray
+    scores: np.ndarray
+    rankings_attrs: dict[str, Any]
+
+
+@dataclass
+class SettingFailure:
+    """Settings that could not be evaluated, all for the same ``error``."""
+
+    names: list[str]
+    error: Exception
+
+
+@dataclass
+class ProcessedMatrix:
+    """One processing setting's matrix after normalisation and PCA (N x D,
+    float64, rows in ``fnames`` order) and the attributes of its file."""
+
+    fnames: list[str]
+    matrix: np.ndarray
+    attrs: dict[str, Any]
+
+
+@dataclass
+class ProcessingOutcome:
+    """Everything one processing setting (aggregation, PCA) produced: its
+    matrix (``processed``; None unless asked for, or when the processing
+    failed), one :class:`SettingResult` per search that ran, and the
+    failures, in search order."""
+
+    aggregation: str
+    pca: int | None
+    processed: ProcessedMatrix | None = None
+    results: list[SettingResult] = field(default_factory=list)
+    failures: list[SettingFailure] = field(default_factory=list)
+
+
+def prepare_grid(
+    emb: Embeddings,
+    clips: pd.DataFrame | tuple[Sequence[str], Sequence[Any]],
+    families: Mapping[str, Sequence[str]] | None = None,
+    aggregations: Sequence[str] | None = None,
+    pcas: Sequence[int | str | None] = DEFAULT_PCAS,
+    searches: Sequence[str] = S.SEARCHES,
+    cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+    seed: int = 0,
+    block_size: int | None = None,
+    restrict: bool = False,
+) -> GridInputs:
+    """Align the embeddings with the ground truth (:func:`align`) and validate
+    the settings asked for (arguments as :func:`evaluate_grid`). Raises
+    :class:`CollectionError`, :class:`soundsim.process.ProcessingError` or
+    :class:`soundsim.search.SearchError` for bad input; logs a warning for
+    labels with a single clip. Writes nothing."""
+    from soundsim.provenance import evaluation_code_version
+
+    sub, labels, align_info = align(emb, clips, restrict)
+    aggregations = list(aggregations) if aggregations is not None else default_aggregations(sub)
+    searches = S.check_searches(searches)
+    cutoffs = M.check_cutoffs(cutoffs)
+    ks = _check_settings(aggregations, pcas)
+    order = P.processing_order(sub.attrs)
+    index = M.build_label_index(labels, sub.fnames)
+    single = [lab for lab, c in zip(index.labels, index.counts, strict=True) if c < 2]
+    if single:
+        log.warning("%d label(s) have a single clip; reported with NaN and left out of averages: %s",
+                    len(single), first_few(single, quote=True))
+    code = {"evaluation": evaluation_code_version(), "embeddings": sub.attrs.get("code_version")}
+    return GridInputs(sub, index, dict(families or {}), aggregations, ks, searches, cutoffs, order, seed,
+                      block_size, align_info, single, code)
+
+
+def compute_grid(grid: GridInputs, progress: bool = False, keep_processed: bool = False
+                 ) -> Iterator[ProcessingOutcome]:
+    """Evaluate every setting of ``grid``: one :class:`ProcessingOutcome` per
+    (aggregation, PCA), in aggregation > PCA order, each made when the
+    iteration reaches it (one processing setting's matrices in memory at a
+    time). Aggregation and normalisation run once per aggregation. A setting
+    that cannot run is a :class:`SettingFailure` of its outcome, not an
+    exception. ``keep_processed``: fill ``processed``. Writes nothing."""
+    for agg in grid.aggregations:
+        t0 = time.perf_counter()
+        try:
+            X = P.aggregate(grid.emb.embeddings, grid.emb.offsets, agg, grid.emb.fnames)
+            Xn = P.normalise(X, grid.order, grid.emb.fnames, f"aggregation {agg}")
+        except P.ProcessingError as e:
+            for k in grid.pcas:
+                yield ProcessingOutcome(agg, k, failures=[_failure(agg, k, grid.searches, e)])
+            continue
+        del X
+        t_agg = time.perf_counter() - t0
+        for k in grid.pcas:
+            yield _compute_processing(grid, agg, k, Xn, t_agg, progress, keep_processed)
+
+
+def _failure(agg: str, k: int | None, searches: Sequence[str], error: Exception) -> SettingFailure:
+    return SettingFailure([setting_name(agg, k, s) for s in searches], error)
+
+
+def _compute_processing(grid: GridInputs, agg: str, k: int | None, Xn: np.ndarray, t_agg: float,
+                        progress: bool, keep_processed: bool) -> ProcessingOutcome:
+    """PCA ``k`` of the normalised matrix ``Xn`` of aggregation ``agg``, then
+    every search in one pass (:func:`_search_each`)."""
+    outcome = ProcessingOutcome(agg, k)
+    problem = _pca_problem(grid.emb, k)
+    if problem:
+        outcome.failures.append(_failure(agg, k, grid.searches, P.ProcessingError(problem)))
+        return outcome
+    t0 = time.perf_counter()
+    Z, pca_info = P.pca_reduce(Xn, k, grid.seed)
+    pca_info = {"order": grid.order, **pca_info}
+    t_pca = time.perf_counter() - t0
+    pname = P.pca_label(k)
+    if keep_processed:
+        outcome.processed = ProcessedMatrix(list(grid.emb.fnames), Z, _processed_attrs(grid, agg, pname))
+    results, search_errors = _search_each(Z, grid.index, grid.searches, grid.cutoffs, grid.block_size,
+                                          grid.emb.fnames, progress, f"agg={agg} pca={pname}")
+    outcome.failures.extend(_failure(agg, k, [s], err) for s, err in search_errors.items())
+    for s in grid.searches:
+        if s in results:
+            r = results[s]
+            timings = {"aggregation_s": t_agg, "pca_s": t_pca, **r.seconds}
+            outcome.results.append(_setting_result(grid, agg, k, s, r, pca_info, timings))
+    return outcome
+
+
+def _processed_attrs(grid: GridInputs, agg: str, pname: str) -> dict[str, Any]:
+    """The attributes of one processing setting's ``processed/`` file."""
+    sub = grid.emb
+    return {"model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
+            "aggregation": agg, "pca": pname, "processing": grid.order,
+            "normalisation": P.PROCESSING[grid.order] + "; not after", "source": sub.path,
+            "code_version": grid.code["evaluation"]}
+
+
+def _setting_result(grid: GridInputs, agg: str, k: int | None, search: str, r: PassResult,
+                    pca_info: dict[str, Any], timings: dict[str, float]) -> SettingResult:
+    """The tables, summary and rankings of one search's :class:`PassResult`."""
+    sub = grid.emb
+    per_family = r.metrics.per_family(grid.families)
+    summary = _summary(grid, per_family, agg, k, search, r, pca_info, timings)
+    rankings_attrs = {
+        "search": search, "score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE,
+        "aggregation": agg, "pca": P.pca_label(k), "k": int(r.indices.shape[1]),
+        "model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
+    }
+    return SettingResult(
+        name=setting_name(agg, k, search), summary=summary, per_label=r.metrics.per_label(),
+        per_family=per_family, per_query=per_query_table(sub.fnames, grid.index, r.metrics),
+        fnames=list(sub.fnames), indices=r.indices, scores=r.scores, rankings_attrs=rankings_attrs,
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_setting(result: SettingResult, folder: str | Path, rankings: bool = True) -> dict[str, Any]:
+    """Write the files of one setting's folder (see the module docstring;
+    names: :data:`soundsim.layout.METRIC_FILES`), each atomically;
+    ``rankings=False`` leaves out ``rankings.h5``. Returns the summary as
+    written: ``result.summary`` with ``timings.write_s`` (the seconds spent
+    writing) added; ``result`` itself is not changed."""
+    t0 = time.perf_counter()
+    d = Path(folder)
+    files = L.SettingFiles(str(result.rankings_attrs["model"]), str(result.rankings_attrs["variation"]),
+                           result.name, d)
+    d.mkdir(parents=True, exist_ok=True)
+    write_csv_atomic(result.per_label, files.per_label, float_format=CSV_FLOAT_FORMAT)
+    write_csv_atomic(result.per_family, files.per_family, float_format=CSV_FLOAT_FORMAT)
+    _write_parquet(result.per_query, files.per_query)
+    if rankings:
+        write_rankings(files.rankings, result.fnames, result.indices, result.scores, result.rankings_attrs)
+    summary = {**result.summary, "timings": {**result.summary["timings"], "write_s": time.perf_counter() - t0}}
+    write_text_atomic(files.summary, json.dumps(_json_safe(summary), indent=2) + "\n")
+    return summary
+
+
+def write_processing(outcome: ProcessingOutcome, processed_dir: str | Path) -> Path | None:
+    """Write ``outcome.processed`` (as float32) to its file under
+    ``processed_dir`` (:func:`soundsim.layout.processed_file`); returns the
+    path, or None when the outcome holds no matrix."""
+    p = outcome.processed
+    if p is None:
+        return None
+    path = L.processed_file(Path(processed_dir), outcome.aggregation, P.pca_label(outcome.pca))
+    write_processed(path, p.fnames, p.matrix.astype(np.float32), p.attrs)
+    return path
+
+
+def _write_outcome(outcome: ProcessingOutcome, out: Path | None, processed_dir: Path | None,
+                   rankings: bool) -> list[dict[str, Any]]:
+    """Write one processing setting's files (nothing when ``out`` is None) and
+    log each setting's macro values; returns the settings' summaries."""
+    if processed_dir is not None:
+        write_processing(outcome, processed_dir)
+    summaries = []
+    for result in outcome.results:
+        summary = result.summary if out is None else write_setting(result, out / result.name, rankings)
+        summaries.append(summary)
+        log.info("%s: macro %s", result.name, ", ".join(f"{key}={v:.4f}" for key, v in summary["macro"].items()))
+    return summaries
+
+
+def _summary(grid: GridInputs, per_family: pd.DataFrame, agg: str, k: int | None, search: str, r: PassResult,
+             pca_info: dict[str, Any], timings: dict[str, float]) -> dict[str, Any]:
+    """The ``summary.json`` of one setting (without ``timings.write_s``);
+    ``per_family``: its per-family table."""
+    emb, index, cutoffs, block_size = grid.emb, grid.index, grid.cutoffs, grid.block_size
+    present = set(index.labels)
+    fam_labels = {lab for labs in grid.families.values() for lab in labs}
+    return {
+        "setting": {
+            "name": setting_name(agg, k, search),
+            "aggregation": agg,
+            "pca": P.pca_label(k),
+            "search": search,
+            "cutoffs": cutoffs,
+            "seed": grid.seed,
+            "block_size": block_size if block_size is not None else S.default_block_size(emb.n_clips),
+        },
+        "macro": r.metrics.macro(),
+        "family_mean": M.family_mean(per_family, cutoffs),
+        "micro": r.metrics.micro(),
+        "counts": {
+            **grid.align_info,
+            "n_labels": len(index.labels),
+            "n_labels_evaluated": int(np.sum(index.counts >= 2)),
+            "single_clip_labels": grid.single,
+            "n_families": int(len(per_family)),
+            "n_labels_in_families": int(per_family["n_labels"].sum()) if len(per_family) else 0,
+            "n_labels_in_no_family": len(present - fam_labels),
+            "n_micro_queries": r.metrics.n_micro_queries,
+            "k": int(r.indices.shape[1]),
+        },
+        "processing": {
+            **pca_info,
+            "order": pca_info.get("order", "l2-pca"),
+            "steps": P.PROCESSING[pca_info.get("order", "l2-pca")] + (" -> cosine (L2 again)" if search == "mcss"
+                                                                      else ""),
+        },
+        "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE,
+                   "dtype": "float32 candidates, float64 decisions"},
+        "embeddings": {
+            "path": emb.path,
+            "model": emb.attrs.get("model"),
+            "variation": emb.attrs.get("variation"),
+            "level": emb.attrs.get("level"),
+            "dim": emb.dim,
+        },
+        "timings": dict(timings),
+        "code_version": dict(grid.code),
+    }
 
 
 def evaluate_grid(
@@ -381,153 +668,28 @@ def evaluate_grid(
     A setting that cannot run on this file (a PCA size above the number of
     clips or the dimension, aggregation ``none`` on several rows per clip, a
     zero vector under cosine) does not stop the others: they are evaluated and
-    written, then :class:`PartialEvaluationError` lists what failed."""
-    from soundsim.provenance import evaluation_code_version
+    written, then :class:`PartialEvaluationError` lists what failed.
 
-    families = dict(families or {})
+    The work is :func:`prepare_grid` and :func:`compute_grid` (computing) and
+    :func:`write_setting` / :func:`write_processing` (writing), one
+    processing setting at a time."""
     out = _check_out_dir(out_dir)
-    sub, labels, align_info = align(emb, clips, restrict)
-    aggregations = list(aggregations) if aggregations is not None else default_aggregations(sub)
-    searches = S.check_searches(searches)
-    cutoffs = M.check_cutoffs(cutoffs)
-    ks = _check_settings(aggregations, pcas)
-    order = P.processing_order(sub.attrs)
-    index = M.build_label_index(labels, sub.fnames)
-    single = [lab for lab, c in zip(index.labels, index.counts, strict=True) if c < 2]
-    if single:
-        log.warning("%d label(s) have a single clip; reported with NaN and left out of averages: %s",
-                    len(single), first_few(single, quote=True))
-    code = {"evaluation": evaluation_code_version(), "embeddings": sub.attrs.get("code_version")}
+    pdir = None if out is None else Path(processed_dir) if processed_dir is not None else out / "processed"
+    grid = prepare_grid(emb, clips, families, aggregations, pcas, searches, cutoffs, seed, block_size, restrict)
+    log.info("evaluating %d clips x %d labels: %d setting(s), processing %s (%s)", grid.emb.n_clips,
+             len(grid.index.labels), grid.n_settings, grid.order, P.PROCESSING[grid.order])
     summaries: list[dict[str, Any]] = []
     failures: list[tuple[str, str]] = []
-    n_total = len(aggregations) * len(ks) * len(searches)
-    log.info("evaluating %d clips x %d labels: %d setting(s), processing %s (%s)", sub.n_clips, len(index.labels),
-             n_total, order, P.PROCESSING[order])
-
     errors: list[Exception] = []
-
-    def fail(agg: str, k: int | None, which: Sequence[str], error: Exception) -> None:
-        names = [setting_name(agg, k, s) for s in which]
-        failures.extend((name, str(error)) for name in names)
-        errors.append(error)
-        log.error("%s: not evaluated: %s", ", ".join(names), error)
-
-    for agg in aggregations:
-        t0 = time.perf_counter()
-        try:
-            X = P.aggregate(sub.embeddings, sub.offsets, agg, sub.fnames)
-            Xn = P.normalise(X, order, sub.fnames, f"aggregation {agg}")
-        except P.ProcessingError as e:
-            for k in ks:
-                fail(agg, k, searches, e)
-            continue
-        del X
-        t_agg = time.perf_counter() - t0
-        for k in ks:
-            problem = _pca_problem(sub, k)
-            if problem:
-                fail(agg, k, searches, P.ProcessingError(problem))
-                continue
-            t0 = time.perf_counter()
-            Z, pca_info = P.pca_reduce(Xn, k, seed)
-            pca_info = {"order": order, **pca_info}
-            t_pca = time.perf_counter() - t0
-            pname = P.pca_label(k)
-            if out is not None and save_processed:
-                pdir = Path(processed_dir) if processed_dir is not None else out / "processed"
-                write_processed(
-                    L.processed_file(pdir, agg, pname), sub.fnames, Z.astype(np.float32),
-                    {"model": str(sub.attrs.get("model", "")), "variation": str(sub.attrs.get("variation", "")),
-                     "aggregation": agg, "pca": pname, "processing": order,
-                     "normalisation": P.PROCESSING[order] + "; not after", "source": sub.path,
-                     "code_version": code["evaluation"]},
-                )
-            results, search_errors = _search_each(Z, index, searches, cutoffs, block_size, sub.fnames, progress,
-                                           f"agg={agg} pca={pname}")
-            for s, err in search_errors.items():
-                fail(agg, k, [s], err)
-            for s in searches:
-                if s not in results:
-                    continue
-                r = results[s]
-                summary = _summary(sub, index, families, agg, k, s, cutoffs, seed, block_size, r, pca_info,
-                                   align_info, single, {"aggregation_s": t_agg, "pca_s": t_pca, **r.seconds}, code)
-                if out is not None:
-                    _write_setting(out / setting_name(agg, k, s), sub, index, families, r, summary,
-                                   write_rankings_files)
-                summaries.append(summary)
-                log.info(
-                    "%s: macro %s", setting_name(agg, k, s),
-                    ", ".join(f"{key}={v:.4f}" for key, v in summary["macro"].items()),
-                )
-            del results, Z
+    for outcome in compute_grid(grid, progress, keep_processed=out is not None and save_processed):
+        for f in outcome.failures:
+            failures.extend((name, str(f.error)) for name in f.names)
+            errors.append(f.error)
+            log.error("%s: not evaluated: %s", ", ".join(f.names), f.error)
+        summaries.extend(_write_outcome(outcome, out, pdir, write_rankings_files))
     if failures:
-        raise PartialEvaluationError(summaries, failures, n_total, errors)
+        raise PartialEvaluationError(summaries, failures, grid.n_settings, errors)
     return summaries
-
-
-def _summary(
-    emb: Embeddings,
-    index: M.LabelIndex,
-    families: Mapping[str, Sequence[str]],
-    agg: str,
-    k: int | None,
-    search: str,
-    cutoffs: list[int],
-    seed: int,
-    block_size: int | None,
-    r: PassResult,
-    pca_info: dict[str, Any],
-    align_info: dict[str, Any],
-    single: list[str],
-    timings: dict[str, float],
-    code: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    per_family = r.metrics.per_family(families)
-    present = set(index.labels)
-    fam_labels = {lab for labs in families.values() for lab in labs}
-    return {
-        "setting": {
-            "name": setting_name(agg, k, search),
-            "aggregation": agg,
-            "pca": P.pca_label(k),
-            "search": search,
-            "cutoffs": cutoffs,
-            "seed": seed,
-            "block_size": block_size if block_size is not None else S.default_block_size(emb.n_clips),
-        },
-        "macro": r.metrics.macro(),
-        "family_mean": M.family_mean(per_family, cutoffs),
-        "micro": r.metrics.micro(),
-        "counts": {
-            **align_info,
-            "n_labels": len(index.labels),
-            "n_labels_evaluated": int(np.sum(index.counts >= 2)),
-            "single_clip_labels": single,
-            "n_families": int(len(per_family)),
-            "n_labels_in_families": int(per_family["n_labels"].sum()) if len(per_family) else 0,
-            "n_labels_in_no_family": len(present - fam_labels),
-            "n_micro_queries": r.metrics.n_micro_queries,
-            "k": int(r.indices.shape[1]),
-        },
-        "processing": {
-            **pca_info,
-            "order": pca_info.get("order", "l2-pca"),
-            "steps": P.PROCESSING[pca_info.get("order", "l2-pca")] + (" -> cosine (L2 again)" if search == "mcss"
-                                                                      else ""),
-        },
-        "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE,
-                   "dtype": "float32 candidates, float64 decisions"},
-        "embeddings": {
-            "path": emb.path,
-            "model": emb.attrs.get("model"),
-            "variation": emb.attrs.get("variation"),
-            "level": emb.attrs.get("level"),
-            "dim": emb.dim,
-        },
-        "timings": dict(timings),
-        "code_version": dict(code or {}),
-    }
 
 
 def evaluate_setting(

@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, abort, redirect, render_template, request, send_file, url_for
 from jinja2 import DictLoader
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from soundsim.listen import db
@@ -130,20 +131,43 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
     values accepted (``soundsim listen`` passes the loopback names when it binds to loopback;
     None accepts any). ``ratings_db`` defaults to ``<results>/<collection>/listening/ratings.sqlite``."""
     res = Results(results_dir, collection)
+    app = _new_app(res, ratings_db)
+    if trusted_hosts:
+        _register_host_check(app, trusted_hosts)
+    _register_error_pages(app, collection)
+    _register_security_headers(app)
+    _register_page(app, res, collection)
+    _register_audio(app, res)
+    _register_rating(app, res, collection)
+    return app
+
+
+def _new_app(res: Results, ratings_db: str | Path | None) -> Flask:
+    """The Flask app with the page templates and its config: ``SOUNDSIM_RESULTS`` (the
+    :class:`Results`), ``SOUNDSIM_DB`` (the ratings database), a 64 KiB request limit."""
     app = Flask(__name__)
     app.jinja_loader = DictLoader(TEMPLATES)
     app.config.update(SOUNDSIM_RESULTS=res, SOUNDSIM_DB=Path(ratings_db) if ratings_db else res.ratings_path,
                       MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
-    if trusted_hosts:
-        # the Host header's name (IPv6 literals in brackets, port dropped) must be one of them;
-        # werkzeug's own TRUSTED_HOSTS check cuts '[::1]:8000' at the first ':' and refuses it
-        trusted = {h.strip("[]").lower() for h in trusted_hosts}
+    return app
 
-        @app.before_request
-        def _check_host() -> None:
-            name = urlsplit("//" + (request.host or "")).hostname or ""
-            if name.lower() not in trusted:
-                raise SecurityError(f"Host {request.host!r} is not trusted.")
+
+def _register_host_check(app: Flask, trusted_hosts: list[str]) -> None:
+    """Refuse (400, :class:`SecurityError`) a request whose Host header names none of
+    ``trusted_hosts``: the name counts (IPv6 literals in brackets, port dropped); werkzeug's
+    own TRUSTED_HOSTS check cuts '[::1]:8000' at the first ':' and refuses it."""
+    trusted = {h.strip("[]").lower() for h in trusted_hosts}
+
+    @app.before_request
+    def _check_host() -> None:
+        name = urlsplit("//" + (request.host or "")).hostname or ""
+        if name.lower() not in trusted:
+            raise SecurityError(f"Host {request.host!r} is not trusted.")
+
+
+def _register_error_pages(app: Flask, collection: str) -> None:
+    """Errors as the message page: :class:`BadRequest` 400, :class:`ResultsMissing` 503 (with
+    the rule to run), HTTP errors their own code, anything else 500 (logged, no details shown)."""
 
     def message(code: int, title: str, text: str, hint: str = "", back: str = "") -> tuple[str, int]:
         return render_template("message.html", title=title, message=text, hint=hint, back=back,
@@ -166,6 +190,10 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
         log.exception("internal error on %s", request.path)
         return message(500, "Internal error", "Something went wrong; the server's log has the details.")
 
+
+def _register_security_headers(app: Flask) -> None:
+    """Every response: no MIME sniffing, same-origin referrers, a same-origin content policy."""
+
     @app.after_request
     def _headers(resp):
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -175,6 +203,13 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
                                 "script-src 'self' 'unsafe-inline'; media-src 'self'; frame-ancestors 'none'")
         return resp
 
+
+# --------------------------------------------------------------------------- GET /
+
+
+def _register_page(app: Flask, res: Results, collection: str) -> None:
+    """``GET /`` (endpoint ``page``): see the module docstring."""
+
     @app.get("/")
     def page():
         st = _State(res, request.args)
@@ -183,25 +218,9 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
             return redirect(_page_url(st.params(seed=random.randrange(MAX_SEED))), code=302)
         if st.cls and not st.systems:
             raise BadRequest("choose at least one system")
-        columns, rated, reveal = [], None, not st.blind
-        query_labels: list[str] = []
-        duration = math.nan
-        if st.cls:
-            if not st.query_chosen:
-                st.query = res.draw_query(st.cls, st.seed or 0, st.systems)
-            if st.rated_id is not None:
-                rated = db.get_judgement(app.config["SOUNDSIM_DB"], st.rated_id)
-                if (rated is None or rated["query"] != st.query
-                        or [li["system"] for li in rated["lists"]] != [s.id for s in shown_order(
-                            st.systems, st.blind, st.seed or 0, st.query)]):
-                    raise BadRequest(f"rating #{st.rated_id} does not belong to this page")
-                reveal = True
-            for s in shown_order(st.systems, st.blind, st.seed or 0, st.query):
-                columns.append({"system": s, "ranking": res.ranking(s, st.query, st.cls), "map": res.map_at(s),
-                                "score_name": SCORE_NAMES.get(s.search, s.search)})
-            query_labels = res.labels_of(st.query)
-            row = res.clip(st.query)
-            duration = float(row["duration"]) if row is not None and "duration" in row else math.nan
+        query = _query_view(res, st, app.config["SOUNDSIM_DB"]) if st.cls else {
+            "columns": [], "rated": None, "reveal": not st.blind, "query_labels": [], "query_duration": math.nan}
+        rated = query["rated"]
         notice = ""
         if rated is not None:
             notice = f"Saved rating #{rated['id']} by {rated['listener']}." + (
@@ -211,11 +230,41 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
             systems=res.systems(), best_ids={s.id for s in res.default_systems()}, max_systems=MAX_SYSTEMS,
             chosen_ids=[s.id for s in st.systems], cls=st.cls, query=st.query, query_chosen=st.query_chosen,
             class_clips=res.clips_of(st.cls) if st.cls else [], seed=st.seed, max_seed=MAX_SEED, blind=st.blind,
-            columns=columns, reveal=reveal, rated=rated, notice=notice, top_n=TOP_N, fmt=_fmt,
-            labels_of=res.labels_of, query_labels=query_labels, query_duration=duration,
+            notice=notice, top_n=TOP_N, fmt=_fmt, labels_of=res.labels_of,
             rating_min=db.RATING_MIN, rating_max=db.RATING_MAX, listener=st.listener,
             redraw_url=_page_url(st.params(seed=((st.seed or 0) + 1) % (MAX_SEED + 1), listener=st.listener)),
+            **query,
         )
+
+
+def _query_view(res: Results, st: _State, ratings_db: Path) -> dict[str, Any]:
+    """The part of the page for a chosen class: draws the query when none was chosen (sets
+    ``st.query``); returns ``columns`` (one per system, in the order shown), ``rated`` (the
+    judgement of ``st.rated_id``, which must belong to this page, else :class:`BadRequest`),
+    ``reveal`` (blind systems named), ``query_labels`` and ``query_duration`` (seconds, NaN
+    when unknown)."""
+    if not st.query_chosen:
+        st.query = res.draw_query(st.cls, st.seed or 0, st.systems)
+    shown = shown_order(st.systems, st.blind, st.seed or 0, st.query)
+    rated = None
+    if st.rated_id is not None:
+        rated = db.get_judgement(ratings_db, st.rated_id)
+        if (rated is None or rated["query"] != st.query
+                or [li["system"] for li in rated["lists"]] != [s.id for s in shown]):
+            raise BadRequest(f"rating #{st.rated_id} does not belong to this page")
+    columns = [{"system": s, "ranking": res.ranking(s, st.query, st.cls), "map": res.map_at(s),
+                "score_name": SCORE_NAMES.get(s.search, s.search)} for s in shown]
+    row = res.clip(st.query)
+    duration = float(row["duration"]) if row is not None and "duration" in row else math.nan
+    return {"columns": columns, "rated": rated, "reveal": not st.blind or rated is not None,
+            "query_labels": res.labels_of(st.query), "query_duration": duration}
+
+
+# --------------------------------------------------------------------------- GET /audio/<fname>
+
+
+def _register_audio(app: Flask, res: Results) -> None:
+    """``GET /audio/<fname>`` (endpoint ``audio``): the manifest's file for that fname, else 404."""
 
     @app.get("/audio/<fname>")
     def audio(fname: str):
@@ -225,42 +274,20 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
         path, ctype = found
         return send_file(path, mimetype=ctype, conditional=True, max_age=3600, download_name=path.name)
 
+
+# --------------------------------------------------------------------------- POST /rate
+
+
+def _register_rating(app: Flask, res: Results, collection: str) -> None:
+    """``POST /rate`` (endpoint ``rate``): validate and store a judgement, then 303 back to the page."""
+
     @app.post("/rate")
     def rate():
-        if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-            abort(403, description="ratings are accepted only from the listening page itself")
-        origin = request.headers.get("Origin")
-        if origin and urlsplit(origin).netloc != request.host:
-            abort(403, description="ratings are accepted only from the listening page itself")
+        _check_same_origin()
         form = request.form
-        if form.get("collection", collection) != collection:
-            raise BadRequest(f"this server serves collection {collection!r}")
-        args = {k: form.getlist(k) for k in ("class", "query", "systems", "seed", "blind")}
-        from werkzeug.datastructures import MultiDict
-
-        st = _State(res, MultiDict([(k, v) for k, vs in args.items() for v in vs]))
-        if not st.cls or not st.query or not st.systems:
-            raise BadRequest("a rating needs class, query and systems")
-        listener = form.get("listener", "").strip()
-        if not LISTENER_RE.match(listener):
-            raise BadRequest("listener id: 1-64 letters, digits or . _ @ -")
-        query_chosen = _bool_param(form, "query_chosen")
-        if not query_chosen:
-            if st.seed is None:
-                raise BadRequest("a drawn query needs its seed")
-            if res.draw_query(st.cls, st.seed, st.systems) != st.query:
-                raise BadRequest("the query does not match the seed's draw")
+        st, listener, query_chosen = _rating_state(res, form, collection)
         best = _int_param(form, "best", 0, len(st.systems) - 1)
-        # the form names the systems in the order chosen (as the page's URL does, so that the
-        # page's source does not tell which blind list is which); positions are those shown
-        shown = shown_order(st.systems, st.blind, st.seed or 0, st.query)
-        lists = []
-        for pos, s in enumerate(shown):
-            r = _int_param(form, f"rating_{pos}", db.RATING_MIN, db.RATING_MAX)
-            if r is None:
-                raise BadRequest(f"rate every list: rating_{pos} is missing")
-            rk = res.ranking(s, st.query, st.cls)
-            lists.append({**s.as_dict(), "rating": r, "ap": rk.ap, "map": res.map_at(s), "results": rk.fnames})
+        lists = _rated_lists(res, st, form)
         params = {"class": st.cls, "query": st.query if query_chosen else "", "systems": [s.id for s in st.systems],
                   "seed": "" if st.seed is None else st.seed, "blind": 1 if st.blind else ""}
         params = {k: v for k, v in params.items() if v not in ("", None, [])}
@@ -272,4 +299,48 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
         log.info("rating #%d by %s saved (%s)", jid, listener, app.config["SOUNDSIM_DB"])
         return redirect(_page_url({**params, "rated": jid, "listener": listener}), code=303)
 
-    return app
+
+def _check_same_origin() -> None:
+    """403 unless the request comes from this server's own page (Sec-Fetch-Site, Origin)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        abort(403, description="ratings are accepted only from the listening page itself")
+    origin = request.headers.get("Origin")
+    if origin and urlsplit(origin).netloc != request.host:
+        abort(403, description="ratings are accepted only from the listening page itself")
+
+
+def _rating_state(res: Results, form: Any, collection: str) -> tuple[_State, str, bool]:
+    """The page state a rating form names, its listener id and whether the query was chosen
+    (not drawn); :class:`BadRequest` for another collection, a missing class, query or
+    systems, a bad listener id, or a drawn query that is not the seed's draw."""
+    if form.get("collection", collection) != collection:
+        raise BadRequest(f"this server serves collection {collection!r}")
+    args = {k: form.getlist(k) for k in ("class", "query", "systems", "seed", "blind")}
+    st = _State(res, MultiDict([(k, v) for k, vs in args.items() for v in vs]))
+    if not st.cls or not st.query or not st.systems:
+        raise BadRequest("a rating needs class, query and systems")
+    listener = form.get("listener", "").strip()
+    if not LISTENER_RE.match(listener):
+        raise BadRequest("listener id: 1-64 letters, digits or . _ @ -")
+    query_chosen = _bool_param(form, "query_chosen")
+    if not query_chosen:
+        if st.seed is None:
+            raise BadRequest("a drawn query needs its seed")
+        if res.draw_query(st.cls, st.seed, st.systems) != st.query:
+            raise BadRequest("the query does not match the seed's draw")
+    return st, listener, query_chosen
+
+
+def _rated_lists(res: Results, st: _State, form: Any) -> list[dict[str, Any]]:
+    """One entry per list in the order shown (``rating_<position>``, each required), with the
+    system, its rating, the query's AP, the system's MAP and the fnames listed. The form names
+    the systems in the order chosen (as the page's URL does, so that the page's source does not
+    tell which blind list is which); positions are those shown."""
+    lists = []
+    for pos, s in enumerate(shown_order(st.systems, st.blind, st.seed or 0, st.query)):
+        r = _int_param(form, f"rating_{pos}", db.RATING_MIN, db.RATING_MAX)
+        if r is None:
+            raise BadRequest(f"rate every list: rating_{pos} is missing")
+        rk = res.ranking(s, st.query, st.cls)
+        lists.append({**s.as_dict(), "rating": r, "ap": rk.ap, "map": res.map_at(s), "results": rk.fnames})
+    return lists
