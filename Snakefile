@@ -11,6 +11,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/collection.smk"
 include: "workflow/rules/extract.smk"
@@ -22,4 +25,5 @@ include: "workflow/rules/listening.smk"
 rule all:
     input:
         all_targets(),
+        REPORT_TARGETS,
     default_target: True

@@ -141,8 +141,8 @@ def test_empty_input_raises_a_clear_error(tabs, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-FIGURE_NAMES = ["grid/clippy__only", "grid/framey__v1", "grid/framey__v2", "grid_heatmap/clippy__only",
-                "grid_heatmap/framey__v1", "grid_heatmap/framey__v2", "models", "families", "per_label",
+FIGURE_NAMES = ["grid/clippy__only", "grid/framey__v1", "grid/framey__v2", "grid/clippy__only_heatmap",
+                "grid/framey__v1_heatmap", "grid/framey__v2_heatmap", "models", "families", "per_label",
                 "significance", "precision_at_k"]
 
 
@@ -220,7 +220,7 @@ def test_grid_bars_groups_intervals_and_best(metrics_dir, tabs, tmp_path):
     bar = bars[F.SEARCH_LABELS[b["search"]]][g]
     assert stars[0].get_xdata()[0] == pytest.approx(bar.get_x() + bar.get_width() / 2)
     assert f"= {b['map@15']:.3f}" in ax.get_title() and "95 % bootstrap confidence intervals" in ax.get_title()
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"MIPS", "MCSS", "NNS", "best setting"}
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["MIPS", "MCSS", "NNS", "best setting"]
     _check_files(F.grid_bars(one, tmp_path / "bars", "toy"))
     clip = ci[ci["model"] == "clippy"]  # clip-level: no aggregation, two groups
     assert [t.get_text() for t in F.grid_bars_figure(clip).axes[0].get_xticklabels()] == ["PCA 5", "no PCA"]

@@ -298,8 +298,10 @@ def grid_bars_figure(
     ax.set_ylabel(f"macro {metric_label(metric)}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(title="similarity search", fontsize=8, title_fontsize=8, ncols=n_s + 1, loc="upper left",
-              frameon=False)
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda i: names[i] == "best setting")  # searches first, then the star
+    fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside lower center", ncols=n_s + 1,
+               fontsize=8, frameon=False, title="similarity search", title_fontsize=8)
     best = bars[bars["best"]]
     sub = ""
     if len(best):
@@ -609,8 +611,8 @@ def significance_matrix_figure(
                 else comp
             ax.set_title(f"{metric.upper()}{lower}: A minus B\n{setting}", fontsize=9)
     level = f"Holm-corrected p < {alpha:g}" if alpha else "Holm-corrected"
-    fig.suptitle(_title(f"Paired bootstrap tests between models (blue: row model A better, red: column model B "
-                        f"better; pale, n.s.: not significant, {level})", collection), fontsize=10)
+    fig.suptitle(_title("Paired bootstrap tests between models", collection, "blue: row model A better, red: column "
+                        f"model B better; pale, n.s.: not significant ({level})", ""), fontsize=10)
     return fig
 
 
@@ -775,7 +777,7 @@ def precision_figure(curves: pd.DataFrame, collection: str | None = None, mark_k
     k_max = int(df["k"].max())
     for ax, which in zip(axes, panels, strict=True):
         sub = df[df["which"] == which]
-        ideals: list[tuple[np.ndarray, np.ndarray]] = []
+        ideals: list[tuple[np.ndarray, np.ndarray, str]] = []
         for (model, variation, setting), c in sub.groupby(["model", "variation", "setting"], sort=True):
             c = c.sort_values("k")
             ks, p = c["k"].to_numpy(), c["precision"].to_numpy(dtype=float)
@@ -784,11 +786,13 @@ def precision_figure(curves: pd.DataFrame, collection: str | None = None, mark_k
             ax.plot(ks, p, color=colours[str(model)], linewidth=1.6,
                     label=f"{model} / {variation}\n{T.setting_label(setting)}{p15}")
             ideal = c["ideal"].to_numpy(dtype=float)
-            if not any(len(i) == len(ideal) and np.allclose(i, ideal) for _, i in ideals):
-                ideals.append((ks, ideal))
-        for n, (ks, ideal) in enumerate(ideals):
-            ax.plot(ks, ideal, color="0.55", linestyle="--", linewidth=1.0,
-                    label="best possible (every relevant clip first)" if n == 0 else None)
+            if not any(len(i) == len(ideal) and np.allclose(i, ideal) for _, i, _ in ideals):
+                ideals.append((ks, ideal, str(model)))
+        for n, (ks, ideal, model) in enumerate(ideals):  # grey: one clip set; else each model's own, its colour
+            ax.plot(ks, ideal, color="0.55" if len(ideals) == 1 else colours[model], linestyle="--",
+                    linewidth=1.0, alpha=1.0 if len(ideals) == 1 else 0.6,
+                    label=None if n else "best possible (every relevant clip first)"
+                    + ("" if len(ideals) == 1 else ";\nper model: the clips it embedded"))
         for mk in mark_k:
             if mk <= k_max:
                 ax.axvline(mk, color="0.6", linestyle=":", linewidth=0.9)
@@ -803,8 +807,8 @@ def precision_figure(curves: pd.DataFrame, collection: str | None = None, mark_k
         ax.set_title(_WHICH.get(which, str(which)), fontsize=9)
         ax.legend(fontsize=7, frameon=False, loc="upper right")
     axes[0].set_ylabel("macro precision@k (share of the first k results\nthat carry the query's label)", fontsize=9)
-    fig.suptitle(_title("Precision@k per model (mean over each label's queries, then over labels)", collection),
-                 fontsize=10)
+    fig.suptitle(_title("Precision@k per model", collection, "mean over each label's queries, then over labels "
+                        "(as the macro MAP); a query's relevant clips carry its label", ""), fontsize=10)
     return fig
 
 
@@ -917,7 +921,7 @@ def make_figures(
 ) -> list[Path]:
     """Every figure of a collection under ``out_dir``:
     ``grid/<model>__<variation>.{png,pdf}`` (Fig. 1 as grouped bars, one per
-    model and variation, on one y range), ``grid_heatmap/<model>__<variation>.{png,pdf}``
+    model and variation, on one y range), ``grid/<model>__<variation>_heatmap.{png,pdf}``
     (the same as heatmaps on one colour range), ``families.{png,pdf}`` (Fig. 2),
     ``models.{png,pdf}``, ``per_label.{png,pdf}``, ``significance.{png,pdf}``
     and ``precision_at_k.{png,pdf}``. ``tables``: name
@@ -968,7 +972,7 @@ def make_figures(
         name = f"{_safe(model)}__{_safe(variation)}"
         written += grid_bars(g, out / "grid" / name, collection, ymax=top * 1.1 if top else None,
                              confidence=confidence)
-        written += grid_heatmap(g, out / "grid_heatmap" / name, collection, vmin=0.0, vmax=top)
+        written += grid_heatmap(g, out / "grid" / f"{name}_heatmap", collection, vmin=0.0, vmax=top)
     written += model_comparison(models, out / "models", collection)
     if len(families):
         written += family_heatmap(families, out / "families", collection)

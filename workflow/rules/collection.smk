@@ -26,12 +26,8 @@ rule manifest:
     output:
         manifest=f"{RESULTS}/{{collection}}/manifest.csv",
         bad_audio=f"{RESULTS}/{{collection}}/bad_audio.csv",
-        labels=report(
-            f"{RESULTS}/{{collection}}/labels.csv",
-            caption="../report/labels.rst",
-            category="Collection",
-            labels={"table": "labels"},
-        ),
+        # in the report as tables/collection_labels.html (rule table_pages)
+        labels=f"{RESULTS}/{{collection}}/labels.csv",
         families=f"{RESULTS}/{{collection}}/families.json",
     params:
         collection=COLLECTION,

@@ -27,12 +27,14 @@ rule listening_summary:
             f"{RESULTS}/{{collection}}/tables/listening.csv",
             caption="../report/listening_table.rst",
             category="Listening test",
+            subcategory="Ratings per system (table)",
         ),
         correlations=f"{RESULTS}/{{collection}}/tables/listening.json",
         figure=report(
             f"{RESULTS}/{{collection}}/figures/listening.png",
             caption="../report/listening.rst",
             category="Listening test",
+            subcategory="Ratings against MAP@15",
         ),
         pdf=f"{RESULTS}/{{collection}}/figures/listening.pdf",
     params:

@@ -16,4 +16,6 @@ with job_log(sm.log[0]):
         Path(sm.output.models).parent,
         collection=collection_dir.name,
         confidence=sm.params.confidence,
+        rankings=list(sm.input.rankings),
+        manifest=sm.input.manifest,
     )
