@@ -239,12 +239,15 @@ def test_grid_heatmap_on_a_shared_colour_range(tabs):
 
 
 def test_make_figures_share_one_scale_across_models(metrics_dir, tabs, clips, tmp_path, monkeypatch):
-    seen = []
-    real = F.grid_bars_figure
-    monkeypatch.setattr(F, "grid_bars_figure", lambda df, *a, **k: seen.append(a[2]) or real(df, *a, **k))
-    F.make_figures(metrics_dir, tabs, tmp_path / "figs", manifest=clips)
-    top = max(tabs["all_settings"]["map@15"].max(), tabs["all_settings"].get("map@15_hi", pd.Series([0])).max())
-    assert seen == [pytest.approx(top * 1.1)] * 3  # three variations, one y range
+    """The real drawing functions, watched: every model's bars get one y range, every heatmap one colour range."""
+    ci = T.add_intervals(tabs["all_settings"], metrics_dir, n_resamples=50)
+    bars, heat = [], []
+    real_bars, real_heat = F.grid_bars_figure, F.grid_heatmap_figure
+    monkeypatch.setattr(F, "grid_bars_figure", lambda df, *a: bars.append(a[2]) or real_bars(df, *a))
+    monkeypatch.setattr(F, "grid_heatmap_figure", lambda df, *a: heat.append(a[2:4]) or real_heat(df, *a))
+    F.make_figures(metrics_dir, {**tabs, "all_settings": ci}, tmp_path / "figs", manifest=clips)
+    assert bars == [pytest.approx(ci["map@15_hi"].max() * 1.1)] * 3  # three variations, one y range
+    assert heat == [(0.0, pytest.approx(ci["map@15"].max()))] * 3  # and one colour range
 
 
 # --------------------------------------------------------------------------- subtitles, significance axes

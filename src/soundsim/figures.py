@@ -902,10 +902,11 @@ def _load(tables: Mapping[str, Any], key: str) -> pd.DataFrame | None:
     return T.read_table(v)
 
 
-def _shared_top(grid: pd.DataFrame, metric: str = "map@15") -> float | None:
-    """The highest value or interval end of ``metric`` over every model of
-    ``grid`` (the common top of the Fig. 1 axes and colour range), or None."""
-    cols = [c for c in (metric, f"{metric}_hi") if c in grid.columns]
+def _shared_top(grid: pd.DataFrame, metric: str = "map@15", intervals: bool = True) -> float | None:
+    """The highest value of ``metric`` (with ``intervals``: or interval end,
+    ``<metric>_hi``) over every model of ``grid``: the common top of the
+    Fig. 1 axes (bars) and colour range (heatmaps), or None."""
+    cols = [c for c in (metric, f"{metric}_hi" if intervals else "") if c in grid.columns]
     values = grid[cols].to_numpy(dtype=float) if cols else np.array([])
     return float(np.nanmax(values)) if np.isfinite(values).any() and np.nanmax(values) > 0 else None
 
@@ -967,12 +968,12 @@ def make_figures(
 
         manifest = read_manifest(manifest)
     written: list[Path] = []
-    top = _shared_top(grid)
+    top, top_value = _shared_top(grid), _shared_top(grid, intervals=False)
     for (model, variation), g in grid.groupby(["model", "variation"], sort=True):
         name = f"{_safe(model)}__{_safe(variation)}"
         written += grid_bars(g, out / "grid" / name, collection, ymax=top * 1.1 if top else None,
                              confidence=confidence)
-        written += grid_heatmap(g, out / "grid" / f"{name}_heatmap", collection, vmin=0.0, vmax=top)
+        written += grid_heatmap(g, out / "grid" / f"{name}_heatmap", collection, vmin=0.0, vmax=top_value)
     written += model_comparison(models, out / "models", collection)
     if len(families):
         written += family_heatmap(families, out / "families", collection)
