@@ -11,6 +11,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/collection.smk"
 include: "workflow/rules/extract.smk"
@@ -20,6 +23,6 @@ include: "workflow/rules/listening.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -48,6 +48,16 @@ def test_layout_paths_and_wildcard_patterns():
     assert lay.system_files(f.id) == f
     assert lay.table("best_settings") == Path("res/demo/tables/best_settings.csv")
     assert lay.figure(L.grid_figure_name("a b", "v/1"), "pdf") == Path("res/demo/figures/grid/a_b__v_1.pdf")
+    assert lay.figure(L.grid_heatmap_name("a b", "v/1")) == Path("res/demo/figures/grid/a_b__v_1_heatmap.png")
+    assert "precision_at_k" in L.FIGURES
+    # the report's table pages and the CSV each one shows
+    assert [lay.table_page(n).name for n in L.TABLE_PAGES] == [f"{n}.html" for n in L.TABLE_PAGES]
+    assert lay.table_page("collection_labels") == Path("res/demo/tables/collection_labels.html")
+    assert lay.table_page_source("collection_labels") == lay.labels == Path("res/demo/labels.csv")
+    assert lay.table_page_source("labels") == Path("res/demo/tables/labels.csv")
+    assert lay.table_page_source("models") == lay.table("models")
+    with pytest.raises(L.LayoutError, match="'models_md' is not a table page; known pages: models, best_settings"):
+        lay.table_page("models_md")
     assert lay.listening_db == Path("res/demo/listening/ratings.sqlite")
     assert lay.evaluate_log("m", "v", "max", 5) == Path("res/demo/logs/evaluate/m/v/agg-max_pca-5.log")
     with pytest.raises(L.LayoutError, match="'nope' is not a table; known tables: all_settings"):

@@ -65,7 +65,8 @@ def test_dry_run_of_the_shipped_config_plans_the_whole_dag(venv_bin):
     # 3 default models x 1 variation x 2 shards; evaluate: (3 aggregations x 3 PCA) for the two
     # frame-level models + 3 PCA for the clip-level freesound (each job serves all 3 searches)
     assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 6, "merge_embeddings": 3,
-                                    "evaluate": 21, "tables": 1, "figures": 1, "all": 1, "total": 35}
+                                    "evaluate": 21, "tables": 1, "table_pages": 1, "figures": 1, "all": 1,
+                                    "total": 36}
 
 
 def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
@@ -79,7 +80,8 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     assert plan.returncode == 0, plan.stderr
     n = len(models)
     assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 2 * n, "merge_embeddings": n,
-                                       "evaluate": 4 * n, "tables": 1, "figures": 1, "all": 1, "total": 5 + 7 * n}
+                                       "evaluate": 4 * n, "tables": 1, "table_pages": 1, "figures": 1, "all": 1,
+                                       "total": 6 + 7 * n}
 
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -108,7 +110,8 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     best = pd.read_csv(res / "tables" / "best_settings.csv").set_index("model")
     assert best.loc["aisfx", "map@15"] == all_settings[all_settings.model == "aisfx"]["map@15"].max()
     assert s["macro"]["map@15"] <= best.loc["aisfx", "map@15"]
-    for f in ["grid/aisfx__x-sequential-ce", "families", "models", "per_label"]:
+    for f in ["grid/aisfx__x-sequential-ce", "grid/aisfx__x-sequential-ce_heatmap", "families", "models", "per_label",
+              "precision_at_k"]:
         assert (res / "figures" / f"{f}.png").stat().st_size > 10_000 and (res / "figures" / f"{f}.pdf").is_file()
     # per-query values beside every summary; intervals around the macro values; pairwise tests
     for row in all_settings.itertuples(index=False):
@@ -169,14 +172,15 @@ def test_incremental_runs_plan_only_what_is_new(venv_bin, tmp_path):
     plan = snakemake(venv_bin, tmp_path, "-n")
     assert plan.returncode == 0, plan.stderr
     assert job_counts(plan.stdout) == {"extract_shard": 1, "merge_embeddings": 1, "evaluate": 2, "tables": 1,
-                                       "figures": 1, "all": 1, "total": 7}
+                                       "table_pages": 1, "figures": 1, "all": 1, "total": 8}
     assert "aisfx" not in "".join(ln for ln in plan.stdout.splitlines() if ln.strip().startswith("wildcards:"))
 
     cfg["models"].pop("freesound")
     cfg["grid"]["pca"] = [5, 10, "none"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(venv_bin, tmp_path, "-n")
-    assert job_counts(plan.stdout) == {"evaluate": 1, "tables": 1, "figures": 1, "all": 1, "total": 4}
+    assert job_counts(plan.stdout) == {"evaluate": 1, "tables": 1, "table_pages": 1, "figures": 1, "all": 1,
+                                       "total": 5}
     assert "pca=5" in plan.stdout and "pca=10" not in plan.stdout
 
     cfg["grid"]["pca"] = [10, "none"]

@@ -16,6 +16,8 @@ import yaml
 
 from soundsim import layout as L
 from soundsim.evaluate import evaluate_grid
+from soundsim.fileutil import write_csv_atomic
+from soundsim.manifest import MANIFEST_COLUMNS
 from soundsim.store import read_embeddings, write_embeddings
 
 from conftest import ROOT
@@ -44,7 +46,8 @@ def configured() -> set[tuple[str, str, str]]:
 
 def build_tree(workdir: Path) -> L.Layout:
     """config.yaml and results/demo/metrics/ of the configured settings (evaluated for real on
-    random embeddings, 120 clips), plus two undeclared folders: a setting of aisfx the config does
+    random embeddings, 120 clips) and its manifest.csv (the clips' labels, for precision@k),
+    plus two undeclared folders: a setting of aisfx the config does
     not ask for whose summary.json claims MAP@15 0.999 (it would be the best if it were read), and
     a model that is not enabled."""
     (workdir / "config.yaml").write_text(yaml.safe_dump({
@@ -55,6 +58,10 @@ def build_tree(workdir: Path) -> L.Layout:
     fnames = [f"c{i:03d}" for i in range(N_CLIPS)]
     labels = [[LABELS[i % 4]] for i in range(N_CLIPS)]
     clips = pd.DataFrame({"fname": fnames, "labels": labels})
+    manifest = pd.DataFrame({"fname": fnames, "path": [f"audio/{f}.wav" for f in fnames], "duration": 1.0,
+                             "sample_rate": 16000, "channels": 1, "frames": 16000, "format": "WAV",
+                             "subtype": "PCM_16", "fingerprint": "", "labels": [",".join(x) for x in labels]})
+    write_csv_atomic(manifest[MANIFEST_COLUMNS], lay.manifest, na_rep="")
     for (model, variation), frames, aggs in ((("aisfx", "x-sequential-ce"), 3, ["mean", "max"]),
                                               (("freesound", "freesound-extractor"), 1, ["none"])):
         centres = {lab: rng.standard_normal(DIM) * 0.3 for lab in LABELS}
@@ -91,9 +98,12 @@ def check_outputs_ignore_the_extra_folders(lay: L.Layout) -> None:
     assert len(pw) and set(pw["a"]) | set(pw["b"]) == {"aisfx", "freesound"}
     assert "musicnn" not in lay.table("models_md").read_text()
     figures = sorted(str(p.relative_to(lay.figures_dir)) for p in lay.figures_dir.rglob("*") if p.is_file())
-    assert figures == sorted(f"{n}.{ext}" for n in ["grid/aisfx__x-sequential-ce", "grid/freesound__freesound-extractor",
-                                                     "families", "models", "per_label", "significance"]
-                             for ext in ("png", "pdf"))
+    grids = [f(m, v) for m, v in (("aisfx", "x-sequential-ce"), ("freesound", "freesound-extractor"))
+             for f in (L.grid_figure_name, L.grid_heatmap_name)]
+    assert grids == ["grid/aisfx__x-sequential-ce", "grid/aisfx__x-sequential-ce_heatmap",
+                     "grid/freesound__freesound-extractor", "grid/freesound__freesound-extractor_heatmap"]
+    assert figures == sorted(f"{n}.{ext}" for n in [*grids, "families", "models", "per_label", "significance",
+                                                     "precision_at_k"] for ext in ("png", "pdf"))
 
 
 @pytest.mark.slow
@@ -117,6 +127,18 @@ def test_tables_and_figures_rules_read_only_their_declared_inputs(venv_bin, tmp_
     keys = {(L.setting_files_of(p).key, p.name) for p in inputs}
     assert keys == {(k, f) for k in configured() for f in ("summary.json", "per_label.csv", "per_family.csv",
                                                             "per_query.parquet")}
+    # the figures rule: the tables, the configured settings' rankings.h5 (precision@k) and the manifest
+    dry = subprocess.run([*cmd, "-n", "--forcerun", "figures", "--allowed-rules", "figures", "--", "figures"],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    line = next(ln for ln in dry.stdout.splitlines() if ln.strip().startswith("input:"))
+    inputs = [Path(p.strip()) for p in line.split("input:", 1)[1].split(",")]
+    rankings = [p for p in inputs if p.name == "rankings.h5"]
+    assert {L.setting_files_of(p).key for p in rankings} == configured() and len(rankings) == n
+    assert sorted(p for p in inputs if p.name != "rankings.h5") == sorted(
+        [lay.manifest.relative_to(tmp_path)] + [lay.table(k).relative_to(tmp_path) for k in
+                                                 ("all_settings", "best_settings", "models", "families", "labels",
+                                                  "pairwise")])
 
     # soundsim tables / figures call the same functions on the same settings: the same files
     before = {k: lay.table(k).read_bytes() for k in L.SUMMARY_TABLES}
@@ -150,5 +172,5 @@ def test_tables_and_figures_commands(venv_bin, tmp_path):
     assert r.stdout.splitlines()[0] == f"all_settings: {Path('results/demo/tables/all_settings.csv')}"
     r = soundsim("figures", "--config", "config.yaml")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.strip() == "12 figure file(s) -> results/demo/figures"
+    assert r.stdout.strip() == "18 figure file(s) -> results/demo/figures"
     check_outputs_ignore_the_extra_folders(lay)

@@ -279,7 +279,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
 
 
 def _cmd_figures(args: argparse.Namespace) -> int:
-    from soundsim import figures
+    from soundsim import figures, plan
     from soundsim.config import load_config
     from soundsim.layout import Layout, missing_files
 
@@ -289,8 +289,15 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     missing = missing_files(list(inputs.values()))
     if missing:
         raise SoundsimError(f"{missing[0]} not found: write the tables first (soundsim tables, or snakemake)")
+    # precision@k: the rankings.h5 of the configured settings (what rule figures declares) and the manifest
+    rankings = {s.key: s.rankings for s in plan.configured_settings(cfg, plan.expected_clips(cfg))}
+    missing = missing_files([*rankings.values(), lay.manifest])
+    if missing:
+        raise SoundsimError(f"{missing[0]} not found ({len(missing)} input(s) of the figures missing): "
+                            "evaluate first (snakemake, or soundsim evaluate)")
     written = figures.make_figures(inputs, lay.figures_dir, collection=lay.collection,
-                                   confidence=cfg["evaluation"]["confidence"])
+                                   confidence=cfg["evaluation"]["confidence"], rankings=rankings,
+                                   manifest=lay.manifest)
     print(f"{len(written)} figure file(s) -> {lay.figures_dir}")
     return 0
 
@@ -441,9 +448,10 @@ def _add_figures(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     f = sub.add_parser(
         "figures", parents=[common],
         help="draw the figures of the configured collection from its tables (what `snakemake` rule figures does)",
-        description="Reads <results>/<collection>/tables/ (written by `soundsim tables` or the workflow) and "
-        "writes <results>/<collection>/figures/: grid/<model>__<variation> (Fig. 1), families (Fig. 2), "
-        "models, per_label, significance, each .png and .pdf.",
+        description="Reads <results>/<collection>/tables/ (written by `soundsim tables` or the workflow), "
+        "the rankings.h5 of the configured settings and manifest.csv, and writes <results>/<collection>/figures/: "
+        "grid/<model>__<variation> (Fig. 1, grouped bars) and grid/<model>__<variation>_heatmap, families "
+        "(Fig. 2), models, per_label, significance, precision_at_k, each .png and .pdf.",
     )
     _config_args(f)
     f.set_defaults(func=_cmd_figures)

@@ -6,16 +6,29 @@ Every function draws one figure on its own :class:`matplotlib.figure.Figure`
 and returns the two paths. Inputs are the DataFrames of :mod:`soundsim.tables`;
 empty input raises :class:`FiguresError`.
 
-* :func:`grid_heatmap` (Fig. 1): macro MAP@15 of one model/variation over
-  processing (aggregation / PCA) x search;
+* :func:`grid_bars` (Fig. 1, as in the paper): macro MAP@15 of one
+  model/variation as grouped bars, processing (aggregation / PCA) on x, one
+  bar per search (colour), bootstrap confidence intervals as error bars, the
+  best setting marked; one y range for every model when ``ymax`` is given;
+* :func:`grid_heatmap` (Fig. 1 as a table): the same values as an annotated
+  heatmap, on a colour range shared by all models when ``vmin``/``vmax`` are given;
 * :func:`family_heatmap` (Fig. 2): family-averaged MAP@15, model x family;
 * :func:`model_comparison`: MAP@15, MAP@150, MR1 per model (fixed and best setting),
   with confidence intervals as error bars where the table has them;
 * :func:`per_label`: class-wise MAP@15, label x model;
 * :func:`significance_matrix`: the paired tests of ``pairwise.csv`` as model x model
   matrices of differences, significant ones (Holm) marked;
+* :func:`precision_at_k` / :func:`precision_figure`: macro precision@k
+  (k = 1..K) per model at its best and at the fixed setting, from the top-K
+  lists of ``rankings.h5`` and the manifest's labels;
 * :func:`make_figures`: all of them for one collection, from the tables the
-  ``tables`` rule wrote (:func:`soundsim.tables.write_tables`); nothing is recomputed.
+  ``tables`` rule wrote (:func:`soundsim.tables.write_tables`), the settings'
+  ``rankings.h5`` and the manifest; nothing is recomputed (the best setting of
+  Fig. 1 is the one ``best_settings.csv`` names).
+
+The ``*_figure`` functions return the drawn :class:`~matplotlib.figure.Figure`
+without saving it (what the tests inspect); the functions without the suffix
+draw and :func:`save`.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,15 +50,19 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from soundsim import layout as L
+from soundsim import metrics as M
 from soundsim import tables as T
 from soundsim.errors import SoundsimError
 from soundsim.fileutil import atomic_path
+from soundsim.store import RankingsFile, read_rankings
 
 log = logging.getLogger(__name__)
 
 DPI = 150
 CMAP = "viridis"
 SEARCH_LABELS = {"mips": "MIPS", "mcss": "MCSS", "nns": "NNS"}
+#: one colour per similarity search, the same in every figure (seaborn's "deep" palette)
+SEARCH_COLOURS = {"mips": "#4c72b0", "mcss": "#dd8452", "nns": "#55a868"}
 
 
 class FiguresError(SoundsimError):
@@ -83,10 +101,39 @@ def _settings_text(df: pd.DataFrame, col: str = "setting") -> str:
     return "; ".join(T.setting_label(s) for s in sorted(df[col].astype(str).unique()))
 
 
-def _title(what: str, collection: str | None, setting: str = "") -> str:
-    """``what (collection)``, with a second line naming the setting when given."""
+def _settings_by_model(df: pd.DataFrame, col: str = "setting", width: int = 110) -> str:
+    """Which setting applies to which model: ``aisfx, musicnn: mean / PCA 100 /
+    MCSS; freesound: no aggregation / PCA 100 / MCSS`` (``every model: ...``
+    when they share one); lines break between the models' groups at about
+    ``width`` characters; '' without ``col``."""
+    if col not in df.columns or "model" not in df.columns:
+        return _settings_text(df, col)
+    by_setting: dict[str, list[str]] = {}
+    for model, setting in zip(df["model"].astype(str), df[col].astype(str), strict=True):
+        names = by_setting.setdefault(setting, [])
+        if model not in names:
+            names.append(model)
+    if len(by_setting) == 1:
+        return f"every model: {T.setting_label(next(iter(by_setting)))}"
+    lines: list[str] = []
+    for s, models in sorted(by_setting.items(), key=lambda kv: kv[1][0]):
+        piece = textwrap.fill(f"{', '.join(models)}: {T.setting_label(s)}", width, break_long_words=False)
+        if lines and len(lines[-1]) + 2 + len(piece) <= width and "\n" not in piece:
+            lines[-1] += "; " + piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
+def _level(confidence: float | None) -> str:
+    """``95 % `` for 0.95 (names the intervals' level), '' when unknown."""
+    return f"{100 * float(confidence):g} % " if confidence else ""
+
+
+def _title(what: str, collection: str | None, setting: str = "", prefix: str = "setting: ") -> str:
+    """``what (collection)``, with a second line ``prefix + setting`` when given."""
     title = f"{what} ({collection})" if collection else what
-    return title + (f"\nsetting: {setting}" if setting else "")
+    return title + (f"\n{prefix}{setting}" if setting else "")
 
 
 def save(fig: Figure, path: str | Path, tight: bool = True) -> list[Path]:
@@ -142,6 +189,29 @@ def processing_label(aggregation: Any, pca: Any) -> str:
     return p if str(aggregation) == "none" else f"{aggregation} / {p}"
 
 
+def _one_variation(df: pd.DataFrame, metric: str, what: str) -> tuple[pd.DataFrame, str, str]:
+    df = _check(df, ["model", "variation", "aggregation", "pca", "search", metric], what)
+    pairs = df[["model", "variation"]].drop_duplicates()
+    if len(pairs) != 1:
+        raise FiguresError(
+            f"{what}: expected the settings of one model and variation, got {len(pairs)}: "
+            + ", ".join(f"{m}/{v}" for m, v in pairs.itertuples(index=False))
+        )
+    model, variation = pairs.iloc[0]
+    return df, str(model), str(variation)
+
+
+def _best_parts(best: str | None) -> L.Setting | None:
+    """The parts of the setting name ``best`` (from ``best_settings.csv``), or None
+    when no best setting is given; :class:`FiguresError` when it is not a setting name."""
+    if best is None:
+        return None
+    try:
+        return L.parse_setting(best)
+    except L.LayoutError as e:
+        raise FiguresError(f"best setting: {e}") from None
+
+
 def grid_table(df_one_variation: pd.DataFrame, metric: str = "map@15") -> pd.DataFrame:
     """``metric`` as a search (rows: MIPS, MCSS, NNS) x processing (columns,
     aggregation then PCA in the grid order) table."""
@@ -154,32 +224,131 @@ def grid_table(df_one_variation: pd.DataFrame, metric: str = "map@15") -> pd.Dat
     return table
 
 
-def grid_heatmap(
+def grid_bars_table(df_one_variation: pd.DataFrame, metric: str = "map@15", best: str | None = None) -> pd.DataFrame:
+    """The bars of Fig. 1: one row per setting in the grid order, columns
+    ``processing`` (:func:`processing_label`), ``search``, ``value``, ``lo``,
+    ``hi`` (the interval columns ``<metric>_lo/_hi``; NaN when absent) and
+    ``best`` (True on the setting named ``best``, e.g. the model's best setting
+    of ``best_settings.csv``; all False when None or not among the rows)."""
+    df, _, _ = _one_variation(df_one_variation, metric, "grid_bars")
+    df = T.sort_settings(df)
+    b = _best_parts(best)
+    nan = np.full(len(df), np.nan)
+    out = pd.DataFrame({
+        "processing": [processing_label(a, p) for a, p in zip(df["aggregation"], df["pca"], strict=True)],
+        "search": df["search"].astype(str).to_numpy(),
+        "value": df[metric].to_numpy(dtype=float),
+        "lo": df[f"{metric}_lo"].to_numpy(dtype=float) if f"{metric}_lo" in df.columns else nan,
+        "hi": df[f"{metric}_hi"].to_numpy(dtype=float) if f"{metric}_hi" in df.columns else nan,
+    })
+    out["best"] = False
+    if b is not None:
+        out["best"] = ((df["aggregation"].astype(str) == b.aggregation) & (df["pca"].astype(str) == b.pca)
+                       & (df["search"].astype(str) == b.search)).to_numpy()
+    return out
+
+
+def grid_bars_figure(
+    df_one_variation: pd.DataFrame, collection: str | None = None, metric: str = "map@15", ymax: float | None = None,
+    confidence: float | None = None, best: str | None = None,
+) -> Figure:
+    """The paper's Fig. 1 for one model and variation (drawn, not saved):
+    macro ``metric`` (MAP@15) of every evaluated setting as grouped bars,
+    one group per processing (x: aggregation / PCA, grid order), one bar per
+    similarity search (colour: MIPS, MCSS, NNS, the same in every figure).
+    Error bars: the bootstrap intervals ``<metric>_lo/_hi`` where the table
+    has them. ``best``: the name of the setting to mark (the model's best
+    setting as ``best_settings.csv`` names it; :func:`make_figures` passes it
+    for the model's best variation), drawn with a black outline and a star
+    and named with its value in the subtitle; None: no mark.
+    ``ymax``: the top of the y axis (pass the same value for every model so
+    the figures compare; default: this variation's highest bar or interval)."""
+    df, model, variation = _one_variation(df_one_variation, metric, "grid_bars")
+    bars = grid_bars_table(df, metric, best)
+    groups = list(dict.fromkeys(bars["processing"]))
+    searches = [s for s in T.SEARCH_ORDER if s in set(bars["search"])] + sorted(
+        set(bars["search"]) - set(T.SEARCH_ORDER))
+    n_s = len(searches)
+    width = 0.8 / n_s
+    fig = _new_figure(max(5.0, 0.32 * len(bars) + 2.4), 4.0)
+    ax = fig.add_subplot()
+    x = np.arange(len(groups))
+    has_ci = bool(np.isfinite(bars["lo"]).any() or np.isfinite(bars["hi"]).any())
+    for si, s in enumerate(searches):
+        sub = bars[bars["search"] == s].set_index("processing").reindex(groups)
+        values = sub["value"].to_numpy(dtype=float)
+        err = None
+        if has_ci:
+            err = np.clip(np.nan_to_num(np.vstack([values - sub["lo"].to_numpy(dtype=float),
+                                                   sub["hi"].to_numpy(dtype=float) - values]), nan=0.0), 0.0, None)
+        xs = x - 0.4 + width * (si + 0.5)
+        ax.bar(xs, np.nan_to_num(values), width=width * 0.92, color=SEARCH_COLOURS.get(s, f"C{si}"),
+               label=SEARCH_LABELS.get(s, s), yerr=err,
+               error_kw={"ecolor": "0.2", "elinewidth": 0.8, "capsize": 2, "capthick": 0.8})
+        for k, (xi, v) in enumerate(zip(xs, values, strict=True)):
+            if not np.isfinite(v):
+                ax.text(xi, 0, "n/a", ha="center", va="bottom", fontsize=6, rotation=90)
+            elif bool(sub["best"].iloc[k]):
+                top = v + (err[1][k] if err is not None else 0.0)
+                ax.bar(xi, v, width=width * 0.92, fill=False, edgecolor="black", linewidth=1.8, zorder=3)
+                ax.plot(xi, top, marker="*", markersize=11, color="black", linestyle="none", zorder=4,
+                        label="best setting", clip_on=False)
+    tops = np.concatenate([bars["value"].to_numpy(dtype=float), bars["hi"].to_numpy(dtype=float)])
+    top = float(np.nanmax(tops)) if np.isfinite(tops).any() else 1.0
+    ax.set_ylim(0, ymax if ymax else (top * 1.12 if top > 0 else 1.0))
+    ax.set_xticks(x, groups, fontsize=8)
+    if len(groups) > 3:
+        _rotate_xticks(ax, 30)
+    ax.set_xlabel("embedding processing (aggregation / PCA)")
+    ax.set_ylabel(f"macro {metric_label(metric)}", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    handles, names = ax.get_legend_handles_labels()
+    order = sorted(range(len(names)), key=lambda i: names[i] == "best setting")  # searches first, then the star
+    fig.legend([handles[i] for i in order], [names[i] for i in order], loc="outside lower center", ncols=n_s + 1,
+               fontsize=8, frameon=False, title="similarity search", title_fontsize=8)
+    marked = bars[bars["best"]]
+    sub = ""
+    if len(marked):
+        b = marked.iloc[0]
+        ci = f" [{b['lo']:.3f}, {b['hi']:.3f}]" if np.isfinite(b["lo"]) and np.isfinite(b["hi"]) else ""
+        sub = f"best (star): {b['processing']} / {SEARCH_LABELS.get(b['search'], b['search'])} = {b['value']:.3f}{ci}"
+    if has_ci:
+        sub += ("; " if sub else "") + f"error bars: {_level(confidence)}bootstrap confidence intervals"
+    ax.set_title(_title(f"{model} / {variation}: macro {metric.upper()} per setting", collection, sub, ""),
+                 fontsize=10)
+    return fig
+
+
+def grid_bars(
     df_one_variation: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15",
-    best: str | None = None,
+    ymax: float | None = None, confidence: float | None = None, best: str | None = None,
 ) -> list[Path]:
-    """The paper's Fig. 1 for one model and variation: macro ``metric``
+    """:func:`grid_bars_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(grid_bars_figure(df_one_variation, collection, metric, ymax, confidence, best), path)
+
+
+def grid_heatmap_figure(
+    df_one_variation: pd.DataFrame, collection: str | None = None, metric: str = "map@15",
+    vmin: float | None = None, vmax: float | None = None, best: str | None = None,
+) -> Figure:
+    """Fig. 1 as an annotated table (drawn, not saved): macro ``metric``
     (MAP@15) of every evaluated setting, processing (x: aggregation / PCA) by
-    search (y), annotated. ``df_one_variation``: rows of
-    :func:`soundsim.tables.collect` for a single model and variation.
+    search (y). ``vmin``/``vmax``: the colour range (pass the same for every
+    model, e.g. 0 and the highest value of all of them, so that colours compare
+    across figures; the subtitle says so; default: this variation's own range).
     ``best``: the name of the setting to frame in red (the model's best setting,
     as ``best_settings.csv`` says; :func:`make_figures` passes it for the
-    model's best variation), or None: no frame."""
-    df = _check(df_one_variation, ["model", "variation", "aggregation", "pca", "search", metric], "grid_heatmap")
-    pairs = df[["model", "variation"]].drop_duplicates()
-    if len(pairs) != 1:
-        raise FiguresError(
-            f"grid_heatmap: expected the settings of one model and variation, got {len(pairs)}: "
-            + ", ".join(f"{m}/{v}" for m, v in pairs.itertuples(index=False))
-        )
-    model, variation = pairs.iloc[0]
+    model's best variation), or None: no frame. ``df_one_variation``: rows of
+    :func:`soundsim.tables.collect` for a single model and variation."""
+    df, model, variation = _one_variation(df_one_variation, metric, "grid_heatmap")
     table = grid_table(df, metric)
     fig = _new_figure(max(4.5, 1.0 * table.shape[1] + 2.2), 0.55 * table.shape[0] + 1.9)
     ax = fig.add_subplot()
-    _annotated_heatmap(ax, table, ".3f", metric_label(metric), 9)
-    framed = best is not None and L.is_setting_name(best)
-    if framed:  # the best setting as the tables rule chose it (best_settings.csv, its tie rule)
-        b = L.parse_setting(best)
+    _annotated_heatmap(ax, table, ".3f", metric_label(metric), 9, vmin=vmin, vmax=vmax)
+    b = _best_parts(best)
+    framed = False
+    if b is not None:  # the best setting as the tables rule chose it (best_settings.csv, its tie rule)
         rows, cols = list(table.index), list(table.columns)
         i, j = SEARCH_LABELS.get(b.search, b.search), processing_label(b.aggregation, b.pca)
         framed = i in rows and j in cols
@@ -190,19 +359,28 @@ def grid_heatmap(
     ax.set_ylabel("similarity search")
     _rotate_xticks(ax, 35)
     ax.tick_params(axis="y", labelrotation=0)
-    ax.set_title(_title(f"{model} / {variation}: macro {metric.upper()}", collection), fontsize=10)
-    return save(fig, path)
+    shared = f"colours {vmin:g} to {vmax:.3g}, the same range for every model" if vmin is not None and vmax else ""
+    ax.set_title(_title(f"{model} / {variation}: macro {metric.upper()}", collection, shared, ""), fontsize=10)
+    return fig
+
+
+def grid_heatmap(
+    df_one_variation: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15",
+    best: str | None = None, vmin: float | None = None, vmax: float | None = None,
+) -> list[Path]:
+    """:func:`grid_heatmap_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(grid_heatmap_figure(df_one_variation, collection, metric, vmin, vmax, best), path)
 
 
 # --------------------------------------------------------------------------- Fig. 2
 
 
-def family_heatmap(
-    families_df: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15"
-) -> list[Path]:
-    """The paper's Fig. 2: family-averaged ``metric`` (MAP@15), models (rows,
-    in input order) x families (columns, alphabetical), annotated.
-    ``families_df``: :func:`soundsim.tables.families_table`."""
+def family_heatmap_figure(families_df: pd.DataFrame, collection: str | None = None,
+                          metric: str = "map@15") -> Figure:
+    """The paper's Fig. 2 (drawn, not saved): family-averaged ``metric``
+    (MAP@15), models (rows, in input order) x families (columns,
+    alphabetical), annotated; the subtitle says which setting each model's
+    row comes from. ``families_df``: :func:`soundsim.tables.families_table`."""
     df = _check(families_df, ["model", "family", metric], "family_heatmap")
     models = list(dict.fromkeys(df["model"].astype(str)))
     table = df.pivot_table(index="model", columns="family", values=metric, aggfunc="first", sort=True)
@@ -216,8 +394,17 @@ def family_heatmap(
     ax.set_ylabel("model")
     _rotate_xticks(ax, 30)
     ax.tick_params(axis="y", labelrotation=0)
-    ax.set_title(_title(f"Family-averaged {metric.upper()} per model", collection, _settings_text(df)), fontsize=10)
-    return save(fig, path)
+    setting = _settings_by_model(df, width=max(60, int(12 * fig.get_figwidth())))
+    ax.set_title(_title(f"Family-averaged {metric.upper()} per model", collection, setting, "setting per model: "),
+                 fontsize=10)
+    return fig
+
+
+def family_heatmap(
+    families_df: pd.DataFrame, path: str | Path, collection: str | None = None, metric: str = "map@15"
+) -> list[Path]:
+    """:func:`family_heatmap_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(family_heatmap_figure(families_df, collection, metric), path)
 
 
 # --------------------------------------------------------------------------- model comparison
@@ -246,10 +433,26 @@ def _errors(df: pd.DataFrame, col: str, values: np.ndarray) -> np.ndarray | None
     return np.clip(np.nan_to_num(err, nan=0.0), 0.0, None)
 
 
+def _model_tick(r: pd.Series) -> str:
+    """``model / variation``, then the fixed and the best setting it was scored at."""
+    name = f"{r['model']} / {r['variation']}" if "variation" in r.index else str(r["model"])
+    lines = [name]
+    for col, what in (("setting", "fixed"), ("best_setting", "best")):
+        if col in r.index and not pd.isna(r[col]) and str(r[col]):
+            lines.append(f"{what}: {T.setting_label(r[col])}")
+    return "\n".join(lines)
+
+
 def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
-    """MAP@<N> and MR1 per model, one panel per metric (horizontal bars):
+    """:func:`model_comparison_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(model_comparison_figure(models_df, collection), path)
+
+
+def model_comparison_figure(models_df: pd.DataFrame, collection: str | None = None) -> Figure:
+    """MAP@<N> and MR1 per model (drawn, not saved), one panel per metric (horizontal bars):
     each model's variation at the fixed setting (``setting`` column of
-    models.csv) and at its best setting (``best_*`` columns), plus the
+    models.csv) and at its best setting (``best_*`` columns; both settings
+    are named under the model's name), plus the
     paper's value as a black diamond where ``paper_*`` columns exist. Where
     the table has interval columns (``<metric>_lo/_hi``, ``best_<metric>_lo/_hi``:
     :func:`soundsim.tables.add_intervals`), each bar gets its confidence
@@ -259,13 +462,11 @@ def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str 
     if not metrics:
         raise FiguresError("model_comparison: input has no map@N / mr1 columns")
     n = len(df)
-    labels = [f"{m}\n{v}" if "variation" in df.columns else str(m)
-              for m, v in zip(df["model"], df.get("variation", df["model"]), strict=True)]
+    labels = [_model_tick(r) for _, r in df.iterrows()]
     y = np.arange(n)
     h = 0.38
-    fig = _new_figure(max(7.0, 3.1 * len(metrics) + 1.5), max(2.6, 0.62 * n + 1.6))
+    fig = _new_figure(max(7.0, 3.1 * len(metrics) + 2.0), max(2.6, 0.75 * n + 1.6))
     axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
-    fixed = _settings_text(df) or "fixed setting"
     has_ci = False
     bar_err = {"ecolor": "0.15", "elinewidth": 0.9, "capsize": 2.5, "capthick": 0.9}
     for ax, m in zip(axes, metrics, strict=True):
@@ -305,12 +506,11 @@ def model_comparison(models_df: pd.DataFrame, path: str | Path, collection: str 
             if nm not in names:
                 handles.append(hd)
                 names.append(nm)
-    names = [f"paper's fixed setting ({fixed})" if nm == "paper's fixed setting" else nm for nm in names]
     fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
     fig.suptitle(_title("Semantic sound similarity per model (averages of class-wise metrics)"
                         + ("; error bars: bootstrap confidence intervals" if has_ci else ""), collection),
                  fontsize=10)
-    return save(fig, path)
+    return fig
 
 
 # --------------------------------------------------------------------------- significance
@@ -357,14 +557,13 @@ def _panel_order(df: pd.DataFrame, comparison: str, metric: str, order: Sequence
     return sorted(value, key=lambda m: (sign * value[m] if np.isfinite(value[m]) else math.inf, m))
 
 
-def significance_matrix(
+def significance_matrix_figure(
     pairwise_df: pd.DataFrame,
-    path: str | Path,
     collection: str | None = None,
     order: Sequence[str] | None = None,
     confidence: float | None = None,
-) -> list[Path]:
-    """Which differences are real: for each comparison of pairwise.csv
+) -> Figure:
+    """Which differences are real (drawn, not saved; :func:`significance_matrix` saves): for each comparison of pairwise.csv
     (rows of panels: fixed, best setting) and metric (columns), a model x
     model matrix whose cell (row A, column B) is A - B, coloured by how much
     better A is (blue: A better, red: B better; for MR1 lower is better, so
@@ -372,7 +571,8 @@ def significance_matrix(
     for the Holm-corrected p-value (* < 0.05, ** < 0.01, *** < 0.001);
     cells whose difference is not significant at ``1 - confidence`` are pale
     and marked 'n.s.'. Models are ordered best first by each panel's metric
-    (``order``: a fixed order instead). ``pairwise_df``:
+    (``order``: a fixed order instead). The axes say it in words: rows
+    "model A (row)", columns "model B (column)". ``pairwise_df``:
     :func:`soundsim.tables.pairwise_table`."""
     df = _check(pairwise_df, ["comparison", "metric", "a", "b", "diff", "p_holm", "significant"], "significance_matrix")
     comparisons = [c for c in ("fixed", "best") if c in set(df["comparison"])] + sorted(
@@ -415,16 +615,208 @@ def significance_matrix(
             ax.set_xticks(ticks, [str(x) for x in names], fontsize=font + 0.5)
             ax.set_yticks(ticks, [str(x) for x in names], fontsize=font + 0.5)
             _rotate_xticks(ax, 35)
-            ax.set_xlabel("B", fontsize=8)
-            ax.set_ylabel("A", fontsize=8)
+            ax.set_xlabel("model B (column)", fontsize=8)
+            ax.set_ylabel("model A (row)", fontsize=8)
             lower = " (lower is better)" if metric == "mr1" else ""
             setting = "paper's fixed setting" if comp == "fixed" else "each model's best setting" if comp == "best" \
                 else comp
-            ax.set_title(f"{metric.upper()}{lower}: A - B\n{setting}", fontsize=9)
+            ax.set_title(f"{metric.upper()}{lower}: A minus B\n{setting}", fontsize=9)
     level = f"Holm-corrected p < {alpha:g}" if alpha else "Holm-corrected"
-    fig.suptitle(_title(f"Paired bootstrap tests between models (blue: A better, red: B better; "
-                        f"pale, n.s.: not significant, {level})", collection), fontsize=10)
-    return save(fig, path)
+    fig.suptitle(_title("Paired bootstrap tests between models", collection, "blue: row model A better, red: column "
+                        f"model B better; pale, n.s.: not significant ({level})", ""), fontsize=10)
+    return fig
+
+
+def significance_matrix(
+    pairwise_df: pd.DataFrame,
+    path: str | Path,
+    collection: str | None = None,
+    order: Sequence[str] | None = None,
+    confidence: float | None = None,
+) -> list[Path]:
+    """:func:`significance_matrix_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(significance_matrix_figure(pairwise_df, collection, order, confidence), path)
+
+
+# --------------------------------------------------------------------------- precision@k
+
+
+def _labels_of(labels: pd.DataFrame | Mapping[str, Sequence[str]], what: str) -> Mapping[str, Sequence[str]]:
+    """fname -> labels from a manifest DataFrame (``fname``, ``labels`` as
+    lists or comma-separated text) or a mapping."""
+    if isinstance(labels, pd.DataFrame):
+        _check(labels, ["fname", "labels"], what)
+        out: dict[str, list[str]] = {}
+        for f, labs in zip(labels["fname"].astype(str), labels["labels"], strict=True):
+            if isinstance(labs, str):
+                labs = [x.strip() for x in labs.split(",") if x.strip()]
+            out[f] = list(dict.fromkeys(str(x) for x in labs))
+        return out
+    return labels
+
+
+def precision_at_k(
+    rankings: RankingsFile | str | Path,
+    labels: pd.DataFrame | Mapping[str, Sequence[str]],
+    k_max: int | None = None,
+) -> pd.DataFrame:
+    """Macro precision@k of one setting, k = 1..K, from its top-K lists.
+
+    For a query clip q asked on behalf of one of its labels L (class-wise
+    relevance, as :mod:`soundsim.metrics` defines it: a retrieved clip is
+    relevant iff it carries L), precision@k is the share of the first k
+    results that carry L. It is averaged over the queries of each label, then
+    over labels, as the macro MAP is; labels with a single clip among the
+    ranked clips are left out (no other clip can be relevant). The clips are
+    those of the rankings (the evaluated ones), their labels from ``labels``
+    (the manifest: ``fname``, ``labels``; or fname -> labels).
+
+    Returns columns ``k`` (1..K, or ``k_max`` when smaller), ``precision``
+    and ``ideal`` (the best any ranking can do, every relevant clip first:
+    the same average of min(k, n_L - 1) / k), with ``attrs`` ``n_labels``
+    and ``n_queries`` (the (clip, label) pairs averaged)."""
+    path = None
+    if not isinstance(rankings, RankingsFile):
+        path = Path(rankings)
+        rankings = read_rankings(path)
+    src = str(path) if path is not None else "rankings"
+    lab_of = _labels_of(labels, "precision_at_k")
+    missing = [f for f in rankings.fnames if f not in lab_of]
+    if missing:
+        raise FiguresError(f"{src}: {len(missing)} ranked clip(s) have no labels in the manifest: "
+                           + ", ".join(repr(f) for f in missing[:5]))
+    if rankings.indices.ndim != 2 or rankings.indices.shape[0] != len(rankings.fnames):
+        raise FiguresError(f"{src}: indices must be (N={len(rankings.fnames)}, K), got {rankings.indices.shape}")
+    k = rankings.indices.shape[1] if k_max is None else min(int(k_max), rankings.indices.shape[1])
+    if k < 1:
+        raise FiguresError(f"{src}: empty rankings (K = 0)")
+    index = M.build_label_index([lab_of[f] for f in rankings.fnames], rankings.fnames)
+    keep = index.counts[index.pair_l] >= 2
+    pq, pl = index.pair_q[keep], index.pair_l[keep]
+    if pq.size == 0:
+        raise FiguresError(f"{src}: no label has two or more clips: precision@k is undefined")
+    top = rankings.indices[pq, :k].astype(np.int64)
+    rel = index.Y[top, pl[:, None]]  # (pairs, k): result i of the pair's query carries the pair's label
+    ks = np.arange(1, k + 1, dtype=np.float64)
+    prec = np.cumsum(rel, axis=1, dtype=np.float64) / ks
+    ideal = np.minimum(ks[None, :], (index.counts[pl] - 1)[:, None]) / ks
+    labels_kept, per_label = np.unique(pl, return_inverse=True)
+    n_per_label = np.bincount(per_label).astype(np.float64)
+
+    def macro(values: np.ndarray) -> np.ndarray:
+        sums = np.zeros((labels_kept.size, k))
+        np.add.at(sums, per_label, values)
+        return (sums / n_per_label[:, None]).mean(axis=0)
+
+    out = pd.DataFrame({"k": np.arange(1, k + 1), "precision": macro(prec), "ideal": macro(ideal)})
+    out.attrs.update(n_labels=int(labels_kept.size), n_queries=int(pq.size))
+    return out
+
+
+def _rankings_index(rankings: Mapping[Any, str | Path] | Sequence[str | Path]) -> dict[tuple[str, str, str], Path]:
+    """(model, variation, setting) -> rankings.h5: a mapping as given, or a
+    list of the ``rankings.h5`` files of setting folders (a rule's declared
+    inputs), each named by its folder (:func:`soundsim.layout.settings_from_inputs`)."""
+    if isinstance(rankings, Mapping):
+        return {tuple(str(x) for x in key): Path(p) for key, p in rankings.items()}  # type: ignore[misc]
+    try:
+        return {s.key: s.rankings for s in L.settings_from_inputs(rankings=rankings)}
+    except L.LayoutError as e:
+        raise FiguresError(f"precision@k: {e}") from None
+
+
+def precision_curves(
+    models_df: pd.DataFrame,
+    rankings: Mapping[Any, str | Path] | Sequence[str | Path],
+    labels: pd.DataFrame | Mapping[str, Sequence[str]],
+) -> pd.DataFrame:
+    """:func:`precision_at_k` of every model of ``models_df`` (models.csv) at
+    its best setting (``best_setting``) and, where it was evaluated (empty
+    ``note``), at the paper's fixed setting (``setting``). ``rankings``: the
+    rankings.h5 files to choose from (see :func:`_rankings_index`); a needed
+    one that is not among them raises :class:`FiguresError` naming it.
+    Long format: ``which`` (best, fixed), ``model, variation, setting, k,
+    precision, ideal``."""
+    df = _check(models_df, ["model", "variation", "setting", "best_setting"], "precision_curves")
+    files = _rankings_index(rankings)
+    lab_of = _labels_of(labels, "precision_curves")
+    parts = []
+    for _, r in df.iterrows():
+        wanted = [("best", str(r["best_setting"]))]
+        if str(r.get("note", "") or "") in ("", "nan"):
+            wanted.append(("fixed", str(r["setting"])))
+        for which, setting in wanted:
+            key = (str(r["model"]), str(r["variation"]), setting)
+            if key not in files:
+                raise FiguresError(f"precision_curves: no rankings.h5 of {'/'.join(key)} among the "
+                                   f"{len(files)} rankings file(s) given (the {which} setting of {r['model']})")
+            c = precision_at_k(files[key], lab_of)
+            c.insert(0, "setting", setting)
+            c.insert(0, "variation", key[1])
+            c.insert(0, "model", key[0])
+            c.insert(0, "which", which)
+            parts.append(c)
+    return pd.concat(parts, ignore_index=True)
+
+
+_WHICH = {"best": "each model's best setting", "fixed": "the paper's fixed setting"}
+
+
+def precision_figure(curves: pd.DataFrame, collection: str | None = None, mark_k: Sequence[int] = (15,)) -> Figure:
+    """Macro precision@k against k (log axis) per model (drawn, not saved):
+    one panel per ``which`` of :func:`precision_curves` (each model's best
+    setting, then the paper's fixed setting), one line per model (the same
+    colour in both panels) named with its setting and P@15; dashed grey: the
+    best possible curve (every relevant clip first; one per distinct clip
+    set); dotted verticals at ``mark_k`` (the MAP cutoffs)."""
+    df = _check(curves, ["which", "model", "variation", "setting", "k", "precision", "ideal"], "precision_figure")
+    panels = [w for w in ("best", "fixed") if w in set(df["which"])] + sorted(set(df["which"]) - {"best", "fixed"})
+    models = sorted(set(df["model"].astype(str)))
+    colours = {m: c for m, c in zip(models, sns.color_palette("tab10" if len(models) <= 10 else "tab20",
+                                                                 len(models)), strict=True)}
+    fig = _new_figure(5.2 * len(panels) + 0.6, 4.4)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    k_max = int(df["k"].max())
+    for ax, which in zip(axes, panels, strict=True):
+        sub = df[df["which"] == which]
+        ideals: list[tuple[np.ndarray, np.ndarray, str]] = []
+        for (model, variation, setting), c in sub.groupby(["model", "variation", "setting"], sort=True):
+            c = c.sort_values("k")
+            ks, p = c["k"].to_numpy(), c["precision"].to_numpy(dtype=float)
+            at = {int(kk): float(v) for kk, v in zip(ks, p, strict=True)}
+            p15 = f", P@15 {at[15]:.3f}" if 15 in at else ""
+            ax.plot(ks, p, color=colours[str(model)], linewidth=1.6,
+                    label=f"{model} / {variation}\n{T.setting_label(setting)}{p15}")
+            ideal = c["ideal"].to_numpy(dtype=float)
+            if not any(len(i) == len(ideal) and np.allclose(i, ideal) for _, i, _ in ideals):
+                ideals.append((ks, ideal, str(model)))
+        for n, (ks, ideal, model) in enumerate(ideals):  # grey: one clip set; else each model's own, its colour
+            ax.plot(ks, ideal, color="0.55" if len(ideals) == 1 else colours[model], linestyle="--",
+                    linewidth=1.0, alpha=1.0 if len(ideals) == 1 else 0.6,
+                    label=None if n else "best possible (every relevant clip first)"
+                    + ("" if len(ideals) == 1 else ";\nper model: the clips it embedded"))
+        for mk in mark_k:
+            if mk <= k_max:
+                ax.axvline(mk, color="0.6", linestyle=":", linewidth=0.9)
+        ax.set_xscale("log")
+        ticks = [t for t in (1, 2, 5, 10, 15, 20, 50, 100, 150) if t <= k_max]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(1, k_max)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("k (number of results looked at)")
+        ax.grid(alpha=0.3)
+        ax.set_title(_WHICH.get(which, str(which)), fontsize=9)
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
+    axes[0].set_ylabel("macro precision@k (share of the first k results\nthat carry the query's label)", fontsize=9)
+    fig.suptitle(_title("Precision@k per model", collection, "mean over each label's queries, then over labels "
+                        "(as the macro MAP); a query's relevant clips carry its label", ""), fontsize=10)
+    return fig
+
+
+def precision_plot(curves: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
+    """:func:`precision_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(precision_figure(curves, collection), path)
 
 
 # --------------------------------------------------------------------------- per label
@@ -480,7 +872,9 @@ def per_label(
         _rotate_xticks(ax, 30)
     ax.set_ylabel(f"label ({n_lab}, sorted by mean over models)")
     ax.set_xlabel("model" + ("  (grey: undefined, label with a single clip)" if np.isnan(values).any() else ""))
-    fig.suptitle(_title(f"Class-wise {metric.upper()} per label", collection, _settings_text(data)), fontsize=10)
+    setting = _settings_by_model(data, width=max(60, int(12 * width)))
+    fig.suptitle(_title(f"Class-wise {metric.upper()} per label", collection, setting, "setting per model: "),
+                 fontsize=10)
     return save(fig, path)
 
 
@@ -517,31 +911,66 @@ def _best_of(best: pd.DataFrame) -> dict[tuple[str, str], str]:
     return {(str(r.model), str(r.variation)): str(r.setting) for r in best.itertuples(index=False)}
 
 
+def _shared_top(grid: pd.DataFrame, metric: str = "map@15", intervals: bool = True) -> float | None:
+    """The highest value of ``metric`` (with ``intervals``: or interval end,
+    ``<metric>_hi``) over every model of ``grid``: the common top of the
+    Fig. 1 axes (bars) and colour range (heatmaps), or None."""
+    cols = [c for c in (metric, f"{metric}_hi" if intervals else "") if c in grid.columns]
+    values = grid[cols].to_numpy(dtype=float) if cols else np.array([])
+    return float(np.nanmax(values)) if np.isfinite(values).any() and np.nanmax(values) > 0 else None
+
+
+def _manifest_labels(manifest: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """The clips' labels: a DataFrame with ``fname``, ``labels`` as given, or a manifest.csv read."""
+    if isinstance(manifest, pd.DataFrame):
+        return manifest
+    from soundsim.manifest import read_manifest
+
+    return read_manifest(manifest)
+
+
 def make_figures(
     tables: Mapping[str, Any],
     out_dir: str | Path,
     collection: str | None = None,
     confidence: float | None = None,
+    *,
+    rankings: Mapping[Any, str | Path] | Sequence[str | Path],
+    manifest: pd.DataFrame | str | Path,
 ) -> list[Path]:
-    """Every figure of a collection under ``out_dir``:
-    ``grid/<model>__<variation>.{png,pdf}`` (Fig. 1, one per model and
-    variation of all_settings.csv, :func:`soundsim.layout.grid_figure_name`;
-    the model's best setting of best_settings.csv framed on its best
-    variation's grid), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}``,
-    ``per_label.{png,pdf}`` and ``significance.{png,pdf}``. ``tables``: key ->
-    DataFrame or CSV path (as :func:`soundsim.tables.write_tables` returns
-    them) of every table of :data:`FIGURE_TABLES`; a missing one raises
-    :class:`FiguresError` (figures never recompute a table). When no model has
-    family (or label) data at its models.csv setting, or fewer than two models
-    can be compared, that figure is a placeholder saying so. ``confidence``:
-    the level of the tests (names the threshold). Returns the written paths."""
+    """Every figure of a collection under ``out_dir`` (names of
+    :mod:`soundsim.layout`): ``grid/<model>__<variation>.{png,pdf}`` (Fig. 1
+    as grouped bars, one per model and variation of all_settings.csv, on one y
+    range, :func:`soundsim.layout.grid_figure_name`),
+    ``grid/<model>__<variation>_heatmap.{png,pdf}`` (the same as heatmaps on
+    one colour range, :func:`soundsim.layout.grid_heatmap_name`; on both, the
+    model's best setting of best_settings.csv is marked on its best
+    variation's figure), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}``,
+    ``per_label.{png,pdf}``, ``significance.{png,pdf}`` and
+    ``precision_at_k.{png,pdf}``. ``tables``: key -> DataFrame or CSV path (as
+    :func:`soundsim.tables.write_tables` returns them) of every table of
+    :data:`FIGURE_TABLES`; a missing one raises :class:`FiguresError`
+    (figures never recompute a table). ``rankings``: the rankings.h5 files
+    the precision@k figure may read (a list of setting folders' files, or
+    (model, variation, setting) -> path; see :func:`precision_curves`), of
+    which it reads each model's best and fixed setting of models.csv;
+    ``manifest``: the clips' labels (a manifest.csv path or a DataFrame with
+    ``fname``, ``labels``). When no model has family (or label) data at its
+    models.csv setting, or fewer than two models can be compared, that figure
+    is a placeholder saying so. ``confidence``: the level of the intervals
+    and tests (named in the figures). Returns the written paths."""
     out = Path(out_dir)
     grid, best, models, families, labels, pairwise = (_load(tables, k) for k in FIGURE_TABLES)
     best_of = _best_of(best)
+    clips = _manifest_labels(manifest)
     written: list[Path] = []
+    top, top_value = _shared_top(grid), _shared_top(grid, intervals=False)
     for (model, variation), g in grid.groupby(["model", "variation"], sort=True):
-        written += grid_heatmap(g, out / L.grid_figure_name(model, variation), collection,
-                                best=best_of.get((str(model), str(variation))))
+        mark = best_of.get((str(model), str(variation)))
+        written += grid_bars(g, out / L.grid_figure_name(model, variation), collection,
+                             ymax=top * 1.1 if top else None, confidence=confidence, best=mark)
+        written += grid_heatmap(g, out / L.grid_heatmap_name(model, variation), collection, best=mark,
+                                vmin=0.0, vmax=top_value)
     written += model_comparison(models, out / "models", collection)
     if len(families):
         written += family_heatmap(families, out / "families", collection)
@@ -559,5 +988,6 @@ def make_figures(
     else:
         log.warning("fewer than two models with per-query values; significance figure is a placeholder")
         written += placeholder(out / "significance", "Significance: fewer than two models to compare", collection)
+    written += precision_plot(precision_curves(models, rankings, clips), out / "precision_at_k", collection)
     log.info("wrote %d figure file(s) under %s", len(written), out)
     return written

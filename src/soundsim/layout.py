@@ -13,8 +13,10 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
         per_label.csv, per_family.csv, summary.json, rankings.h5, per_query.parquet
     tables/{all_settings,best_settings,models,families,labels,pairwise}.csv, tables/models.md   rule tables
     tables/listening.csv, tables/listening.json                                rule listening_summary
-    figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1)
-    figures/{families,models,per_label,significance}.{png,pdf}                 rule figures
+    tables/<page>.html (each table of TABLE_PAGES as a page of the report)      rule table_pages
+    figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1, bars)
+    figures/grid/<model>__<variation>_heatmap.{png,pdf}                        rule figures (Fig. 1, heatmap)
+    figures/{families,models,per_label,significance,precision_at_k}.{png,pdf}  rule figures
     figures/listening.{png,pdf}                                                rule listening_summary
     listening/ratings.sqlite                                                   soundsim listen
     logs/<rule>.log, logs/extract/<model>/<variation>.{shard-<k>-of-<n>,merge}.log,
@@ -83,8 +85,13 @@ TABLES: dict[str, str] = {
 }
 #: the tables the ``tables`` rule writes (keys of :data:`TABLES`)
 SUMMARY_TABLES = ("all_settings", "best_settings", "models", "models_md", "families", "labels", "pairwise")
-#: the summary figures of ``figures/`` (each ``.png`` and ``.pdf``), besides ``grid/<model>__<variation>``
-FIGURES = ("families", "models", "per_label", "significance")
+#: the summary figures of ``figures/`` (each ``.png`` and ``.pdf``), besides Fig. 1 per model variation
+#: (:func:`grid_figure_name`, :func:`grid_heatmap_name`)
+FIGURES = ("families", "models", "per_label", "significance", "precision_at_k")
+#: the HTML pages of ``tables/`` (rule table_pages; what the report shows of each table): the tables
+#: of the tables rule (keys of :data:`TABLES`; ``models`` shows models.md's table) and
+#: ``collection_labels`` (the collection's ``labels.csv``)
+TABLE_PAGES = ("models", "best_settings", "pairwise", "all_settings", "families", "labels", "collection_labels")
 FIGURE_FORMATS = ("png", "pdf")
 #: the demo collection's generated sources under ``source/`` (besides the ``audio/`` folder)
 DEMO_SOURCES: dict[str, str] = {
@@ -419,6 +426,17 @@ class Layout:
         """``figures/<name>.png`` and ``.pdf``."""
         return [self.figure(name, fmt) for fmt in FIGURE_FORMATS]
 
+    def table_page(self, name: str) -> Path:
+        """``tables/<name>.html``: the report's page of a table (name of :data:`TABLE_PAGES`)."""
+        if name not in TABLE_PAGES:
+            raise LayoutError(f"{name!r} is not a table page; known pages: {', '.join(TABLE_PAGES)}")
+        return self.tables_dir / f"{name}.html"
+
+    def table_page_source(self, name: str) -> Path:
+        """The CSV that page ``name`` shows: ``labels.csv`` for ``collection_labels``,
+        else :meth:`table` (``models``: ``tables/models.csv``)."""
+        return self.labels if name == "collection_labels" else self.table(self.table_page(name).stem)
+
     # listening, logs, report
     @property
     def listening_db(self) -> Path:
@@ -484,6 +502,11 @@ def parse_shard_item(item: str) -> tuple[int, int]:
 def grid_figure_name(model: str, variation: str) -> str:
     """``grid/<model>__<variation>`` (names made file-safe): Fig. 1 of one model variation."""
     return f"grid/{_safe(model)}__{_safe(variation)}"
+
+
+def grid_heatmap_name(model: str, variation: str) -> str:
+    """``grid/<model>__<variation>_heatmap``: Fig. 1 of one model variation as a heatmap."""
+    return f"{grid_figure_name(model, variation)}_heatmap"
 
 
 def table_file(tables_dir: str | Path, key: str) -> Path:

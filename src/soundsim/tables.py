@@ -555,7 +555,7 @@ def pairwise_table(
 # --------------------------------------------------------------------------- output
 
 
-def _fmt(v: Any, col: str) -> str:
+def _fmt(v: Any, col: str, markdown: bool = True) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
@@ -563,7 +563,7 @@ def _fmt(v: Any, col: str) -> str:
             return str(int(v))
         return f"{v:.2f}" if col.endswith("mr1") else f"{v:.3f}"
     s = "" if v is None else str(v)
-    return s.replace("|", "\\|")
+    return s.replace("|", "\\|") if markdown else s
 
 
 _MD_HEADERS = {
@@ -588,40 +588,56 @@ def _is_interval(col: str) -> bool:
     return col.endswith(("_lo", "_hi")) and bool(metric_names([re.sub(r"^(best_|paper_)", "", col[:-3])]))
 
 
-def models_markdown(models_df: pd.DataFrame, collection: str | None = None, confidence: float | None = None) -> str:
-    """``models_df`` as a Markdown document: a title, one table (header row,
-    one row per model; MAP to 3 decimals, MR1 to 2, n/a for NaN; a metric
-    with interval columns shows ``value [lo, hi]``) and notes. ``confidence``:
-    the intervals' level, named in the text."""
+def models_display(
+    models_df: pd.DataFrame, confidence: float | None = None, markdown: bool = True
+) -> tuple[pd.DataFrame, str, list[str]]:
+    """The models table as ``models.md`` (and its HTML page) show it: a
+    table of display strings (headers such as ``MAP@15 ↑``; MAP to 3
+    decimals, MR1 to 2, n/a for NaN; a metric with interval columns shows
+    ``value [lo, hi]``; ``attrs["numeric"]``: which columns are numbers), the
+    sentence that explains it (``confidence``: the intervals' level, named
+    there) and the notes (``model: note``). ``markdown``: escape ``|`` in
+    text cells (for a Markdown table)."""
     _require(models_df, ["model"], "models_markdown")
     cols = [c for c in models_df.columns if c not in ("note", "level", "setting") and not _is_interval(c)]
     has_ci = any(_is_interval(c) for c in models_df.columns)
-    lines = [f"# Semantic sound similarity per model{f' ({collection})' if collection else ''}", ""]
     fixed = "; ".join(setting_label(x) for x in sorted({str(x) for x in models_df.get("setting", [])}))
-    lines.append(
+    intro = (
         f"Unprefixed metrics: each model's variation at the paper's fixed setting ({fixed}); "
         "best: that variation's best setting by macro MAP@15. Averages of class-wise metrics."
         + (f" In brackets: {St.confidence_text(confidence) + ' ' if confidence else ''}bootstrap confidence "
            "interval (queries resampled within labels; see pairwise.csv for which differences are significant)."
            if has_ci else "")
     )
-    lines.append("")
-    lines.append("| " + " | ".join(_md_header(c) for c in cols) + " |")
-    numeric = [pd.api.types.is_numeric_dtype(models_df[c]) and c not in ("model", "variation") for c in cols]
-    lines.append("|" + "|".join("---:" if n else "---" for n in numeric) + "|")
+
     def cell(r: pd.Series, c: str) -> str:
-        text = _fmt(setting_label(r[c]) if c == "best_setting" else r[c], c)
+        text = _fmt(setting_label(r[c]) if c == "best_setting" else r[c], c, markdown)
         lo, hi = f"{c}_lo", f"{c}_hi"
         if lo in r.index and hi in r.index and not (pd.isna(r[lo]) or pd.isna(r[hi])):
             text += f" [{_fmt(float(r[lo]), c)}, {_fmt(float(r[hi]), c)}]"
         return text
 
-    for _, r in models_df.iterrows():
-        lines.append("| " + " | ".join(cell(r, c) for c in cols) + " |")
-    notes = [f"- {r['model']}: {r['note']}" for _, r in models_df.iterrows()
+    table = pd.DataFrame([[cell(r, c) for c in cols] for _, r in models_df.iterrows()],
+                         columns=[_md_header(c) for c in cols])
+    table.attrs["numeric"] = [pd.api.types.is_numeric_dtype(models_df[c]) and c not in ("model", "variation")
+                              for c in cols]
+    notes = [f"{r['model']}: {r['note']}" for _, r in models_df.iterrows()
              if "note" in models_df.columns and str(r["note"] or "") not in ("", "nan")]
+    return table, intro, notes
+
+
+def models_markdown(models_df: pd.DataFrame, collection: str | None = None, confidence: float | None = None) -> str:
+    """``models_df`` as a Markdown document: a title, one table (header row,
+    one row per model, cells as :func:`models_display` writes them) and notes.
+    ``confidence``: the intervals' level, named in the text."""
+    table, intro, notes = models_display(models_df, confidence)
+    lines = [f"# Semantic sound similarity per model{f' ({collection})' if collection else ''}", "", intro, ""]
+    lines.append("| " + " | ".join(table.columns) + " |")
+    lines.append("|" + "|".join("---:" if n else "---" for n in table.attrs["numeric"]) + "|")
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(row) + " |")
     if notes:
-        lines += ["", "Notes:", ""] + notes
+        lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 

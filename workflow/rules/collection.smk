@@ -8,13 +8,13 @@ rule demo_data:
         ground_truth=LAYOUT.source("ground_truth"),
         vocabulary=LAYOUT.source("vocabulary"),
         families=LAYOUT.source("families"),
-    params:
-        seed=COLLECTION.get("seed", 0),
-        clips_per_class=COLLECTION.get("clips_per_class", 16),
     log:
         LAYOUT.log("demo_data"),
     conda:
         "../../envs/soundsim.yaml"
+    params:
+        seed=COLLECTION.get("seed", 0),
+        clips_per_class=COLLECTION.get("clips_per_class", 16),
     script:
         "../scripts/demo_data.py"
 
@@ -26,22 +26,18 @@ rule manifest:
     output:
         manifest=LAYOUT.manifest,
         bad_audio=LAYOUT.bad_audio,
-        labels=report(
-            LAYOUT.labels,
-            caption="../report/labels.rst",
-            category="Collection",
-            labels={"table": "labels"},
-        ),
+        # in the report as tables/collection_labels.html (rule table_pages)
+        labels=LAYOUT.labels,
         families=LAYOUT.families,
+    log:
+        LAYOUT.log("manifest"),
+    conda:
+        "../../envs/soundsim.yaml"
+    threads: 4
     params:
         collection=COLLECTION,
         on_bad_audio=config["extraction"]["on_bad_audio"],
         # sizes and mtimes of the audio files: a changed clip re-makes the manifest (its fingerprints)
         audio_state=manifest_lib.audio_state(COLLECTION),
-    threads: 4
-    log:
-        LAYOUT.log("manifest"),
-    conda:
-        "../../envs/soundsim.yaml"
     script:
         "../scripts/manifest.py"

@@ -18,7 +18,9 @@ from soundsim.layout import (
     Layout,
     SUMMARY_TABLES,
     FIGURES,
+    TABLE_PAGES,
     grid_figure_name,
+    grid_heatmap_name,
     parse_shard_item,
     setting_name,
 )
@@ -174,9 +176,18 @@ def table_files():
     return [OUT.table(t) for t in SUMMARY_TABLES]
 
 
+def table_page_files():
+    """The tables' HTML pages (written by table_pages), what the report shows of each table."""
+    return [OUT.table_page(n) for n in TABLE_PAGES]
+
+
 def figure_files():
-    names = [grid_figure_name(n, v) for n, v in WEIGHTS] + list(FIGURES)
-    return [f for n in names for f in OUT.figure_files(n)]
+    names = [
+        name
+        for n, v in WEIGHTS
+        for name in (grid_figure_name(n, v), grid_heatmap_name(n, v))
+    ]
+    return [f for n in names + list(FIGURES) for f in OUT.figure_files(n)]
 
 
 def all_targets():
@@ -188,7 +199,7 @@ def all_targets():
         OUT.families,
         *embedding_files(),
         *summary_files(),
-        *(table_files() + figure_files() if WEIGHTS else []),
+        *(table_files() + table_page_files() + figure_files() if WEIGHTS else []),
     ]
 
 

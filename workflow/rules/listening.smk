@@ -20,12 +20,14 @@ rule listening_summary:
             LAYOUT.table("listening"),
             caption="../report/listening_table.rst",
             category="Listening test",
+            subcategory="Ratings per system (table)",
         ),
         correlations=LAYOUT.table("listening_json"),
         figure=report(
             LAYOUT.figure("listening"),
             caption="../report/listening.rst",
             category="Listening test",
+            subcategory="Ratings against MAP@15",
         ),
         pdf=LAYOUT.figure("listening", "pdf"),
     log:

@@ -1,11 +1,13 @@
-# Report stage: tables (the paper's Tables I and II, all settings, families, pairwise tests)
-# and figures (the paper's Fig. 1 per model/variation, Fig. 2, model comparison with confidence
-# intervals, per-label MAP@15, significance matrix). Short local jobs: they read small
-# CSV/JSON/Parquet files; the bootstrap resamples the per-query values (no search re-runs).
+# Report stage: tables (the paper's Tables I and II, all settings, families, pairwise tests),
+# their HTML pages for the report, and figures (the paper's Fig. 1 per model/variation, as bars
+# and as heatmaps, Fig. 2, model comparison with confidence intervals, significance matrix,
+# precision@k curves, per-label MAP@15). Short local jobs: they read small CSV/JSON/Parquet/HDF5
+# files; the bootstrap resamples the per-query values (no search re-runs).
 
 
 localrules:
     tables,
+    table_pages,
     figures,
 
 
@@ -18,43 +20,65 @@ rule tables:
         per_family=metrics_files("per_family"),
         per_query=metrics_files("per_query"),
     output:
-        all_settings=report(
-            OUT.table("all_settings"),
-            caption="../report/all_settings.rst",
-            category="Tables",
-        ),
-        best_settings=report(
-            OUT.table("best_settings"),
-            caption="../report/best_settings.rst",
-            category="Tables",
-        ),
-        models=report(
-            OUT.table("models"), caption="../report/models.rst", category="Tables"
-        ),
+        # in the report as HTML pages (rule table_pages): Snakemake shows CSV only as a download
+        all_settings=OUT.table("all_settings"),
+        best_settings=OUT.table("best_settings"),
+        models=OUT.table("models"),
         models_md=OUT.table("models_md"),
-        families=report(
-            OUT.table("families"),
-            caption="../report/families_table.rst",
-            category="Tables",
-        ),
+        families=OUT.table("families"),
         labels=OUT.table("labels"),
-        pairwise=report(
-            OUT.table("pairwise"),
-            caption="../report/pairwise.rst",
-            category="Tables",
-        ),
+        pairwise=OUT.table("pairwise"),
+    log:
+        OUT.log("tables"),
+    conda:
+        "../../envs/soundsim.yaml"
     params:
         paper_table2=paper_table2(),
         n_resamples=config["evaluation"]["n_resamples"],
         confidence=config["evaluation"]["confidence"],
         seed=config["evaluation"]["seed"],
         collection=OUT.collection,
-    log:
-        OUT.log("tables"),
-    conda:
-        "../../envs/soundsim.yaml"
     script:
         "../scripts/tables.py"
+
+
+# page (soundsim.layout.TABLE_PAGES) -> (caption, subcategory, label) in the report (category Tables)
+TABLE_PAGE_REPORT = {
+    "models": ("models", "Per model", "models (Table II; models.md)"),
+    "best_settings": ("best_settings", "Per model", "best settings (Table I)"),
+    "pairwise": ("pairwise", "Per model", "paired tests"),
+    "all_settings": ("all_settings", "Per setting", "all settings (Fig. 1 data)"),
+    "families": ("families_table", "Per family and label", "families (Fig. 2 data)"),
+    "labels": ("labels_table", "Per family and label", "labels (tables/labels.csv)"),
+    "collection_labels": ("labels", "Collection", "labels of the collection"),
+}
+
+
+rule table_pages:
+    """Every table as an HTML page for the report (Snakemake renders HTML inside the report)."""
+    input:
+        # each page's CSV (models: models.csv, shown as models.md shows it)
+        **{n: OUT.table_page_source(n) for n in TABLE_PAGES},
+    output:
+        **{
+            n: report(
+                OUT.table_page(n),
+                caption=f"../report/{TABLE_PAGE_REPORT[n][0]}.rst",
+                category="Tables",
+                subcategory=TABLE_PAGE_REPORT[n][1],
+                labels={"table": TABLE_PAGE_REPORT[n][2]},
+            )
+            for n in TABLE_PAGES
+        },
+    log:
+        OUT.log("table_pages"),
+    conda:
+        "../../envs/soundsim.yaml"
+    params:
+        collection=OUT.collection,
+        confidence=config["evaluation"]["confidence"],
+    script:
+        "../scripts/table_pages.py"
 
 
 rule figures:
@@ -66,49 +90,76 @@ rule figures:
         families=OUT.table("families"),
         labels=OUT.table("labels"),
         pairwise=OUT.table("pairwise"),
+        # precision@k: the top-K lists of each model's best and fixed setting (chosen from models.csv)
+        rankings=metrics_files("rankings"),
+        manifest=OUT.manifest,
     output:
         grid=[
             report(
                 OUT.figure(grid_figure_name(n, v)),
                 caption="../report/grid.rst",
                 category="Figures",
-                subcategory="Processing x search grid (Fig. 1)",
+                subcategory="Fig. 1: MAP@15 per setting, per model",
                 labels={"model": n, "variation": v},
             )
             for n, v in WEIGHTS
         ],
         grid_pdf=[OUT.figure(grid_figure_name(n, v), "pdf") for n, v in WEIGHTS],
-        families=report(
-            OUT.figure("families"),
-            caption="../report/families.rst",
-            category="Figures",
-            labels={"figure": "families (Fig. 2)"},
-        ),
+        grid_heatmap=[
+            report(
+                OUT.figure(grid_heatmap_name(n, v)),
+                caption="../report/grid_heatmap.rst",
+                category="Figures",
+                subcategory="Fig. 1 as heatmaps (one colour range)",
+                labels={"model": n, "variation": v},
+            )
+            for n, v in WEIGHTS
+        ],
+        grid_heatmap_pdf=[
+            OUT.figure(grid_heatmap_name(n, v), "pdf") for n, v in WEIGHTS
+        ],
         models=report(
             OUT.figure("models"),
             caption="../report/models_figure.rst",
             category="Figures",
-            labels={"figure": "models"},
-        ),
-        per_label=report(
-            OUT.figure("per_label"),
-            caption="../report/per_label.rst",
-            category="Figures",
-            labels={"figure": "per label"},
+            subcategory="Models compared",
+            labels={"figure": "MAP and MR1 per model"},
         ),
         significance=report(
             OUT.figure("significance"),
             caption="../report/significance.rst",
             category="Figures",
+            subcategory="Models compared",
             labels={"figure": "significance matrix"},
         ),
+        precision_at_k=report(
+            OUT.figure("precision_at_k"),
+            caption="../report/precision_at_k.rst",
+            category="Figures",
+            subcategory="Models compared",
+            labels={"figure": "precision@k curves"},
+        ),
+        families=report(
+            OUT.figure("families"),
+            caption="../report/families.rst",
+            category="Figures",
+            subcategory="Families and labels",
+            labels={"figure": "families (Fig. 2)"},
+        ),
+        per_label=report(
+            OUT.figure("per_label"),
+            caption="../report/per_label.rst",
+            category="Figures",
+            subcategory="Families and labels",
+            labels={"figure": "per label"},
+        ),
         pdfs=[OUT.figure(f, "pdf") for f in FIGURES],
-    params:
-        confidence=config["evaluation"]["confidence"],
-        collection=OUT.collection,
     log:
         OUT.log("figures"),
     conda:
         "../../envs/soundsim.yaml"
+    params:
+        confidence=config["evaluation"]["confidence"],
+        collection=OUT.collection,
     script:
         "../scripts/figures.py"
