@@ -27,7 +27,6 @@ from soundsim.layout import (
 from soundsim.listen.db import rated_systems
 
 
-
 def config_error(e):
     """Stop the workflow at start with soundsim's message (naming the key and the allowed
     values) and exit status 2, as `soundsim check-config` does for the same config."""
@@ -111,7 +110,11 @@ def model_python(name):
 
 def extract_flags(w):
     """soundsim extract's optional flags for a job: weights, the embeddings to reuse, options."""
-    reuse = Layout(RESULTS, w.collection).embeddings(w.model, w.variation) if REUSE else None
+    reuse = (
+        Layout(RESULTS, w.collection).embeddings(w.model, w.variation)
+        if REUSE
+        else None
+    )
     return envs.extract_flags(
         model_weights(w.model, w.variation),
         str(reuse) if reuse else None,

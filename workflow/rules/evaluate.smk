@@ -12,6 +12,15 @@ rule evaluate:
     output:
         processed=LAYOUT.processed("{model}", "{variation}", "{aggregation}", "{pca}"),
         metrics=setting_outputs(),
+    log:
+        LAYOUT.evaluate_log("{model}", "{variation}", "{aggregation}", "{pca}"),
+    benchmark:
+        LAYOUT.evaluate_benchmark("{model}", "{variation}", "{aggregation}", "{pca}")
+    group:
+        "evaluate"
+    conda:
+        "../../envs/soundsim.yaml"
+    threads: 2
     params:
         metrics_dir=lambda w: str(
             Layout(RESULTS, w.collection).metrics_variation_dir(w.model, w.variation)
@@ -21,14 +30,5 @@ rule evaluate:
         seed=config["evaluation"]["seed"],
         use_families=config["evaluation"]["families"],
         code_version=EVALUATION_CODE,
-    threads: 2
-    group:
-        "evaluate"
-    log:
-        LAYOUT.evaluate_log("{model}", "{variation}", "{aggregation}", "{pca}"),
-    benchmark:
-        LAYOUT.evaluate_benchmark("{model}", "{variation}", "{aggregation}", "{pca}")
-    conda:
-        "../../envs/soundsim.yaml"
     script:
         "../scripts/evaluate.py"

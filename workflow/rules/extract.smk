@@ -11,6 +11,15 @@ rule extract_shard:
         manifest=LAYOUT.manifest,
     output:
         temp(LAYOUT.shard("{model}", "{variation}", "{scatteritem}")),
+    log:
+        LAYOUT.extract_log("{model}", "{variation}", "{scatteritem}"),
+    benchmark:
+        LAYOUT.extract_benchmark("{model}", "{variation}", "{scatteritem}")
+    conda:
+        lambda w: f"../../envs/{model_env(w.model)}.yaml"
+    threads: 1
+    resources:
+        gpu=lambda w: 1 if model_info(w.model).needs_gpu else 0,
     params:
         python=lambda w: model_python(w.model),
         shard=lambda w: parse_shard_item(w.scatteritem)[0],
@@ -21,15 +30,6 @@ rule extract_shard:
         # --weights, --reuse (the previous merged embeddings: clips whose key is unchanged
         # are copied from it) and the model's options
         flags=lambda w: extract_flags(w),
-    threads: 1
-    resources:
-        gpu=lambda w: 1 if model_info(w.model).needs_gpu else 0,
-    log:
-        LAYOUT.extract_log("{model}", "{variation}", "{scatteritem}"),
-    benchmark:
-        LAYOUT.extract_benchmark("{model}", "{variation}", "{scatteritem}")
-    conda:
-        lambda w: f"../../envs/{model_env(w.model)}.yaml"
     shell:
         "{params.python} -m soundsim.cli extract --manifest {input.manifest:q}"
         " --model {wildcards.model:q} --variation {wildcards.variation:q}"
