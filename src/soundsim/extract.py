@@ -62,7 +62,7 @@ import numpy as np
 
 from soundsim import audio, models, store
 from soundsim.errors import AudioError, SoundsimError
-from soundsim.layout import shard_item
+from soundsim.layout import shard_file_name, shard_item
 from soundsim.logutil import native_output
 from soundsim.logutil import progress as progress_bar
 
@@ -82,7 +82,7 @@ def shard_slice(n: int, shards: int, k: int) -> slice:
 def shard_path(out_dir: str | Path, variation: str, k: int, shards: int) -> Path:
     """``<out_dir>/<variation>.shard-<k+1>-of-<shards>.h5`` (shard ``k`` counted from 0;
     the file name counts from 1, as :func:`soundsim.layout.shard_item`)."""
-    return Path(out_dir) / f"{variation}.shard-{shard_item(k, shards)}.h5"
+    return Path(out_dir) / shard_file_name(variation, shard_item(k, shards))
 
 
 # ---------------------------------------------------------------------------- journal

@@ -369,7 +369,7 @@ class Layout:
     def shard(self, model: str, variation: str, item: str) -> Path:
         """``embeddings/<model>/<variation>.shard-<item>.h5``; ``item`` is Snakemake's
         ``{scatteritem}``, ``<k>-of-<n>`` with ``k`` from 1 (:func:`shard_item`)."""
-        return self.dir / "embeddings" / model / f"{variation}.shard-{item}.h5"
+        return self.dir / "embeddings" / model / shard_file_name(variation, item)
 
     def shards(self, model: str, variation: str, n: int) -> list[Path]:
         """The ``n`` shard files of one model variation, in manifest order."""
@@ -470,10 +470,6 @@ class Layout:
         return self.dir / "benchmarks" / "evaluate" / model / variation / f"{processing_name(aggregation, pca)}.tsv"
 
     @property
-    def benchmarks_dir(self) -> Path:
-        return self.dir / "benchmarks"
-
-    @property
     def report(self) -> Path:
         return self.dir / "report.html"
 
@@ -481,6 +477,11 @@ class Layout:
 def processed_file(processed_dir: str | Path, aggregation: str, pca: int | str | None) -> Path:
     """``<processed_dir>/agg-<a>_pca-<p>.h5``: one processing setting's matrix."""
     return Path(processed_dir) / f"{processing_name(aggregation, pca)}.h5"
+
+
+def shard_file_name(variation: str, item: str) -> str:
+    """``<variation>.shard-<item>.h5``: the file of one shard (``item``: :func:`shard_item`)."""
+    return f"{variation}.shard-{item}.h5"
 
 
 def shard_item(k: int, n: int) -> str:
