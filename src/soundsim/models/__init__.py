@@ -152,6 +152,10 @@ class ModelInfo:
     needs_gpu: bool = False  # whether a GPU is worth asking for on a cluster
     # the options load() takes (its keyword-only parameters), in the order they are listed
     options: Mapping[str, OptionSpec] = field(default_factory=dict)
+    # the datasets its training data included (from its paper / model card), as collection
+    # dataset names ("FSD50K", "AudioSet", ...); () = trained on none of them (e.g. random
+    # weights); None = not declared. An evaluation on one of them is not zero-shot.
+    trained_on: tuple[str, ...] | None = None
 
     def dim_of(self, variation: str) -> int:
         return int(self.dim[variation]) if isinstance(self.dim, Mapping) else int(self.dim)
