@@ -169,6 +169,21 @@ def _set_threads(threads: int | None) -> None:
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
 
 
+def _model_config(text: str | None) -> dict[str, object] | None:
+    """``--model-config``: a model's config section as JSON (a model of a kind), or None."""
+    if not text:
+        return None
+    import json
+
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SoundsimError(f"--model-config: not JSON ({e})") from e
+    if not isinstance(cfg, dict):
+        raise SoundsimError("--model-config: expected a JSON object (the model's config section)")
+    return cfg
+
+
 def _cmd_extract(args: argparse.Namespace) -> int:
     import os
 
@@ -180,7 +195,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
         weights=args.weights, device=args.device, options=_parse_options(args.option),
         on_bad_audio=args.on_bad_audio, progress=not args.quiet, reuse=args.reuse, code_version=args.code_version,
-        weights_fingerprint=args.weights_fingerprint,
+        weights_fingerprint=args.weights_fingerprint, model_cfg=_model_config(args.model_config),
     )
     print(out)
     return 0
@@ -363,6 +378,9 @@ def _add_extract(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
                    "Snakemake sets to the job's threads, else the libraries' own default)")
     e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="model option, the value in YAML (repeatable; see `soundsim models --options`)")
+    e.add_argument("--model-config", metavar="JSON",
+                   help="the model's config section as JSON, for a model of a kind (models.<name>.kind: hear); "
+                        "the workflow passes it")
     e.add_argument("--on-bad-audio", choices=["skip", "fail"], default="skip",
                    help="skip: record unusable clips in /failed and go on; fail: stop naming the file")
     e.add_argument("--reuse", type=Path, metavar="PREVIOUS.h5",

@@ -61,10 +61,14 @@ def model_python(env: str, conda: bool, root: Path | None = None) -> str:
     return "python" if conda else python_for(env, root)
 
 
-def extract_flags(weights: str | None, reuse: str | None, options: Mapping[str, Any]) -> str:
+def extract_flags(weights: str | None, reuse: str | None, options: Mapping[str, Any],
+                  model_cfg: Mapping[str, Any] | None = None) -> str:
     """The optional flags of ``soundsim extract``, shell-quoted: ``--weights``, ``--reuse`` (each
-    when given) and one ``--option=KEY=VALUE`` per model option, the value as JSON (which YAML reads)."""
+    when given), one ``--option=KEY=VALUE`` per model option, the value as JSON (which YAML reads),
+    and, for a model of a kind (``models.<name>.kind``), ``--model-config=<its section as JSON>``."""
     args = [f"--weights={weights}"] if weights else []
     args += [f"--reuse={reuse}"] if reuse else []
     args += [f"--option={k}={json.dumps(v)}" for k, v in options.items()]
+    if model_cfg and model_cfg.get("kind"):
+        args += [f"--model-config={json.dumps(dict(model_cfg), sort_keys=True)}"]
     return shlex.join(args)

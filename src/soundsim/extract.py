@@ -324,6 +324,7 @@ def extract_shard(
     reuse: str | Path | None = None,
     code_version: str | None = None,
     weights_fingerprint: str | None = None,
+    model_cfg: Mapping[str, Any] | None = None,
 ) -> Path:
     """Embed shard ``shard`` of ``shards`` of the manifest into ``out_path``;
     resumable, keyed, one writer at a time (see module docstring).
@@ -334,7 +335,8 @@ def extract_shard(
     workflow computed them (default: computed here). ``options`` are checked against the
     model's declaration and completed with its defaults (:func:`soundsim.models.check_options`)
     before anything is read or written: the keys, the journal and the file's ``options``
-    attribute hold every option the model ran with. Returns ``out_path``."""
+    attribute hold every option the model ran with. ``model_cfg``: the model's config section,
+    for a model of a kind (``models.<name>.kind``, :func:`soundsim.models.info`). Returns ``out_path``."""
     from soundsim import provenance
     from soundsim.fileutil import exclusive_lock
     from soundsim.fingerprint import weights_fingerprint as fingerprint_of_weights
@@ -342,16 +344,16 @@ def extract_shard(
 
     if on_bad_audio not in ("skip", "fail"):
         raise ValueError(f"on_bad_audio must be 'skip' or 'fail', not {on_bad_audio!r}")
-    opts = models.check_options(model_name, options)
+    opts = models.check_options(model_name, options, model_cfg)
     out = Path(out_path)
     with exclusive_lock(out, "this embeddings file", UNLOCK_ADVICE):
         device = resolve_device(device)
         man = read_manifest(manifest_path)
         part = man.iloc[shard_slice(len(man), shards, shard)]
         fnames, paths = part["fname"].tolist(), part["path"].tolist()
-        inf = models.info(model_name)
+        inf = models.info(model_name, model_cfg)
         variation = variation or inf.default_variation
-        code_version = code_version or provenance.model_code_version(model_name)
+        code_version = code_version or provenance.model_code_version(model_name, cfg=model_cfg)
         weights_fp = weights_fingerprint or fingerprint_of_weights(weights)
         keys = {f: clip_key(fp, model_name, variation, weights_fp, code_version, opts)
                 for f, fp in zip(fnames, part["fingerprint"].tolist(), strict=True)}
@@ -369,7 +371,7 @@ def extract_shard(
             len(done), len(todo), code_version, weights_fp,
         )
         if todo:
-            model = models.load(model_name, variation, weights, device, opts)
+            model = models.load(model_name, variation, weights, device, opts, model_cfg)
             for fname, path in progress_bar(todo, desc=f"{model_name}/{variation} [{shard}]", unit="clip",
                                             disable=not progress):
                 try:

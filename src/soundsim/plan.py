@@ -35,22 +35,24 @@ def model_variations(config: Mapping[str, Any]) -> list[tuple[str, str]]:
 
     out = []
     for name, mcfg in enabled_models(config).items():
-        variations = (mcfg or {}).get("variations") or [registry.info(name).default_variation]
+        variations = (mcfg or {}).get("variations") or [registry.info(name, mcfg).default_variation]
         out += [(name, str(v)) for v in variations]
     return out
 
 
 def processing_settings(model: str, grid: Mapping[str, Any], n_clips: int | None,
-                        warn: Warn | None = None) -> list[tuple[str, str]]:
+                        warn: Warn | None = None, cfg: Mapping[str, Any] | None = None
+                        ) -> list[tuple[str, str]]:
     """(aggregation, PCA) pairs ``model`` is evaluated under, PCA as in names ('100', 'none'):
     clip-level models use aggregation 'none' only, frame-level models the configured
     aggregations other than 'none'; PCA sizes above the model's dimension (PCA cannot
     add dimensions) or above ``n_clips`` (when known) are left out, each saying so
-    through ``warn`` (default: the log)."""
+    through ``warn`` (default: the log). ``cfg``: the model's config section (for a model
+    of a kind, :func:`soundsim.models.info`)."""
     from soundsim import models as registry
 
     say = warn or log.warning
-    inf = registry.info(model)
+    inf = registry.info(model, cfg)
     aggs = ["none"] if inf.level == "clip" else [a for a in grid["aggregations"] if a != "none"]
     pcas = []
     for p in grid["pca"]:
@@ -81,8 +83,9 @@ def configured_settings(config: Mapping[str, Any], n_clips: int | None, warn: Wa
     lay = L.Layout.from_config(config)
     grid = config["grid"]
     out = []
+    models_cfg = enabled_models(config)
     for model, variation in model_variations(config):
-        for agg, pca in processing_settings(model, grid, n_clips, warn):
+        for agg, pca in processing_settings(model, grid, n_clips, warn, models_cfg[model]):
             out += [lay.setting_files(model, variation, L.setting_name(agg, pca, s)) for s in grid["searches"]]
     return out
 

@@ -225,12 +225,15 @@ def _digest(parts: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def model_code_parts(name: str, root: Path | None = None) -> dict[str, object]:
-    """What :func:`model_code_version` hashes, by name (for logs and debugging)."""
+def model_code_parts(name: str, root: Path | None = None, cfg: Mapping[str, object] | None = None
+                     ) -> dict[str, object]:
+    """What :func:`model_code_version` hashes, by name (for logs and debugging). ``cfg``: the
+    model's config section; for a model of a kind, the kind module's code is hashed, plus what
+    the kind module's ``code_parts(name, cfg, root)`` adds (e.g. the wrapped module's version)."""
     from soundsim import models
 
-    mod = models.get(name)
-    inf = mod.INFO
+    mod = models.get(name, cfg)
+    inf = models.info(name, cfg)
     module = mod.__name__
     parts: dict[str, object] = {module: module_digest(module)}
     for helper in private_helpers(module):
@@ -239,12 +242,14 @@ def model_code_parts(name: str, root: Path | None = None) -> dict[str, object]:
         m, f = ref.split(":")
         parts[ref] = function_digest(m, f)
     parts["packages"] = env_versions(inf.env, tuple(dict.fromkeys((*DECODE_PACKAGES, *inf.packages))), root)
+    if models.kind_of(cfg) is not None and hasattr(mod, "code_parts"):
+        parts.update(mod.code_parts(name, cfg, root))
     return parts
 
 
-def model_code_version(name: str, root: Path | None = None) -> str:
-    """A model's code version (see the module docstring)."""
-    return _digest(model_code_parts(name, root))
+def model_code_version(name: str, root: Path | None = None, cfg: Mapping[str, object] | None = None) -> str:
+    """A model's code version (see the module docstring); ``cfg`` as :func:`model_code_parts`."""
+    return _digest(model_code_parts(name, root, cfg))
 
 
 def evaluation_code_version() -> str:

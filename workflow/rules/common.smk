@@ -69,7 +69,7 @@ USE_CONDA = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_me
 GRID = config["grid"]
 # Code versions (soundsim.provenance) and weights fingerprints are parameters of the rules; a change
 # re-runs exactly the jobs it can affect.
-MODEL_CODE = {n: provenance.model_code_version(n) for n in MODELS}
+MODEL_CODE = {n: provenance.model_code_version(n, cfg=c) for n, c in MODELS.items()}
 WEIGHTS_FP = {nv: weights_fingerprint(p) for nv, p in WEIGHTS.items()}
 EVALUATION_CODE = provenance.evaluation_code_version()
 N_CLIPS = plan.expected_clips(config)
@@ -90,12 +90,13 @@ wildcard_constraints:
 
 
 def model_info(name):
-    return registry.info(name)
+    """The registry's ModelInfo of an enabled model (built from its section for a kind)."""
+    return registry.info(name, MODELS[name])
 
 
 def model_env(name):
     """The environment a model runs in (envs/<env>.yaml, .venvs/<env>)."""
-    return registry.info(name).env
+    return model_info(name).env
 
 
 def model_weights(name, variation):
@@ -119,6 +120,7 @@ def extract_flags(w):
         model_weights(w.model, w.variation),
         str(reuse) if reuse else None,
         MODELS[w.model].get("options") or {},
+        MODELS[w.model],
     )
 
 
@@ -140,7 +142,7 @@ def processing_settings(name):
     """(aggregation, PCA) pairs a model is evaluated under (soundsim.plan.processing_settings):
     PCA sizes above the model's dimension or the number of clips are left out, with a warning.
     """
-    return plan.processing_settings(name, GRID, N_CLIPS, _warn_once)
+    return plan.processing_settings(name, GRID, N_CLIPS, _warn_once, MODELS[name])
 
 
 def setting_outputs():

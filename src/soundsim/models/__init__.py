@@ -14,6 +14,24 @@ module defines, at import time and without importing heavy packages:
   defaults (:func:`check_options`) before calling it, so ``load`` receives every
   declared option, valid, and checks only what needs more than a type or range.
 
+Besides the modules of this package, a model comes from:
+
+* a **plugin package**: a module with the same contract (``INFO``, ``load``),
+  registered through the entry-point group :data:`ENTRY_POINT_GROUP`
+  (``soundsim.models``); found next to the built-in modules;
+* a **kind** the config defines (``models.<name>.kind``, :data:`KINDS`):
+  ``hear`` wraps any module implementing the HEAR 2021 API
+  (:mod:`soundsim.models._hear`), ``precomputed`` imports vectors computed
+  elsewhere (:mod:`soundsim.models._precomputed`). The name is the user's; the
+  model's :class:`ModelInfo` is built from its config section by the kind
+  module. Every function below that takes ``cfg`` (the model's config section)
+  dispatches on ``cfg["kind"]``; without a kind, ``name`` is a registered model.
+
+A kind module defines ``model_info(name, cfg) -> ModelInfo``,
+``config_problems(name, cfg) -> list[str]`` (what is wrong with the section
+beyond the schema), ``load_arguments(cfg) -> dict`` (what ``load`` receives
+besides the declared options) and, when it embeds audio, ``load`` as above.
+
 An :class:`Embedder` turns a mono float32 waveform at ``INFO.sample_rate`` into a
 ``(frames, dim)`` float32 array (one row for clip-level models). Extraction
 (:mod:`soundsim.extract`) does the resampling, downmixing and padding of short
@@ -186,6 +204,24 @@ class LoadedModel:
         return out
 
 
+#: entry-point group through which plugin packages register model modules
+ENTRY_POINT_GROUP = "soundsim.models"
+#: model kinds defined by the config (``models.<name>.kind``) -> the module that implements each
+KINDS: dict[str, str] = {"hear": "soundsim.models._hear", "precomputed": "soundsim.models._precomputed"}
+
+
+def kind_of(cfg: Mapping[str, Any] | None) -> str | None:
+    """The kind of a model's config section (``models.<name>.kind``), None for a registered model."""
+    return (cfg or {}).get("kind") if isinstance(cfg, Mapping) else None
+
+
+def kind_module(kind: str) -> ModuleType:
+    """The module implementing model kind ``kind``; a ConfigError lists the known kinds."""
+    if kind not in KINDS:
+        raise ConfigError(f"kind: {kind!r} is not a model kind; allowed values: {', '.join(KINDS)}")
+    return importlib.import_module(KINDS[kind])
+
+
 def _modules() -> dict[str, ModuleType]:
     found: dict[str, ModuleType] = {}
     for m in pkgutil.iter_modules(__path__):
@@ -203,16 +239,38 @@ def available() -> dict[str, ModelInfo]:
     return {name: mod.INFO for name, mod in _modules().items()}
 
 
-def get(name: str) -> ModuleType:
-    """The module of model ``name``; a clear error lists the known names."""
+def get(name: str, cfg: Mapping[str, Any] | None = None) -> ModuleType:
+    """The module that loads model ``name``: its registered module, or the kind module of
+    ``cfg["kind"]``; a clear error lists the known names."""
+    kind = kind_of(cfg)
+    if kind is not None:
+        return kind_module(kind)
     mods = _modules()
     if name not in mods:
-        raise ConfigError(f"models.{name}: unknown model; known models: {', '.join(mods)}")
+        raise ConfigError(f"models.{name}: unknown model; known models: {', '.join(mods)} "
+                          f"(or give it a kind: {', '.join(KINDS)})")
     return mods[name]
 
 
-def info(name: str) -> ModelInfo:
+def info(name: str, cfg: Mapping[str, Any] | None = None) -> ModelInfo:
+    """What the registry knows of model ``name`` (``cfg``: its config section; needed for a
+    model of a config-defined kind, whose info the kind module builds from it)."""
+    kind = kind_of(cfg)
+    if kind is not None:
+        return kind_module(kind).model_info(name, cfg)
     return get(name).INFO
+
+
+def configured(models_cfg: Mapping[str, Any]) -> dict[str, ModelInfo]:
+    """Model name -> ModelInfo of every model of a ``models:`` section (registered or of a kind)."""
+    return {name: info(name, cfg) for name, cfg in models_cfg.items()}
+
+
+def load_arguments(name: str, cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the loader of model ``name`` receives besides its declared options: for a model of a
+    kind, what the kind takes from the config section (e.g. ``module``, ``level``); else nothing."""
+    kind = kind_of(cfg)
+    return dict(kind_module(kind).load_arguments(cfg)) if kind is not None else {}
 
 
 def default_weights_path(info: ModelInfo, variation: str, weights_dir: str | Path | None) -> Path | None:
@@ -243,6 +301,17 @@ def resolve_weights(info: ModelInfo, variation: str, weights: Mapping[str, str] 
     return str(path)
 
 
+def weights_of(inf: ModelInfo, cfg: Mapping[str, Any] | None) -> dict[str, str]:
+    """``models.<name>.weights`` as variation -> path: a mapping as given; a single path (or
+    null), as a model of a kind takes it, applies to its one variation."""
+    w = (cfg or {}).get("weights")
+    if w is None:
+        return {}
+    if isinstance(w, Mapping):
+        return dict(w)
+    return {inf.default_variation: str(w)}
+
+
 def resolve_all_weights(models_cfg: Mapping[str, Any], weights_dir: str | Path | None = None
                         ) -> dict[tuple[str, str], str | None]:
     """(model, variation) -> weights path (None: bundled) for every configured variation;
@@ -250,10 +319,10 @@ def resolve_all_weights(models_cfg: Mapping[str, Any], weights_dir: str | Path |
     out: dict[tuple[str, str], str | None] = {}
     problems = []
     for name, cfg in models_cfg.items():
-        inf = info(name)
+        inf = info(name, cfg)
         for v in cfg.get("variations") or [inf.default_variation]:
             try:
-                out[(name, v)] = resolve_weights(inf, v, cfg.get("weights"), weights_dir)
+                out[(name, v)] = resolve_weights(inf, v, weights_of(inf, cfg), weights_dir)
             except ConfigError as e:
                 problems.append(str(e))
     if len(problems) == 1:
@@ -263,11 +332,11 @@ def resolve_all_weights(models_cfg: Mapping[str, Any], weights_dir: str | Path |
     return out
 
 
-def option_problems(name: str, options: Any) -> list[str]:
+def option_problems(name: str, options: Any, cfg: Mapping[str, Any] | None = None) -> list[str]:
     """What is wrong with the options ``options`` of model ``name`` (``models.<name>.options``):
     one line per problem, each naming ``models.<name>.options.<option>`` and the allowed
-    options or values; empty when they are valid."""
-    declared = info(name).options
+    options or values; empty when they are valid. ``cfg``: the model's section (see :func:`info`)."""
+    declared = info(name, cfg).options
     where = f"models.{name}.options"
     if options is None:
         return []
@@ -286,19 +355,20 @@ def option_problems(name: str, options: Any) -> list[str]:
     return problems
 
 
-def check_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_options(name: str, options: Mapping[str, Any] | None, cfg: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
     """The options of model ``name`` checked against its declaration (``INFO.options``), with the
     defaults filled: every declared option, in declaration order, as ``load`` receives them.
     Idempotent (its result passes again unchanged). Raises ConfigError naming
     ``models.<name>.options.<option>`` and the allowed options or values (one line per problem)."""
-    problems = option_problems(name, options)
+    problems = option_problems(name, options, cfg)
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
         raise ConfigError(f"models.{name}.options: {len(problems)} problems:\n  " + "\n  ".join(problems))
     given = dict(options or {})
     return {key: spec.check(f"models.{name}.options.{key}", given[key]) if key in given else spec.default
-            for key, spec in info(name).options.items()}
+            for key, spec in info(name, cfg).options.items()}
 
 
 def options_table() -> str:
@@ -328,19 +398,23 @@ def load(
     weights: str | None = None,
     device: str = "cpu",
     options: Mapping[str, Any] | None = None,
+    cfg: Mapping[str, Any] | None = None,
 ) -> LoadedModel:
     """Load model ``name`` (``variation`` defaults to the model's default) with ``options``
-    checked and completed by :func:`check_options` (recorded in ``LoadedModel.options``)."""
-    mod = get(name)
-    inf: ModelInfo = mod.INFO
+    checked and completed by :func:`check_options` (recorded in ``LoadedModel.options``).
+    ``cfg``: the model's config section, for a model of a kind (see :func:`info`)."""
+    mod = get(name, cfg)
+    inf = info(name, cfg)
+    if not hasattr(mod, "load"):
+        raise ConfigError(f"models.{name}: a model of kind {kind_of(cfg)!r} embeds no audio")
     variation = variation or inf.default_variation
     if variation not in inf.variations:
         raise ConfigError(
             f"models.{name}.variations: {variation!r} is not a variation of {name}; "
             f"allowed values: {', '.join(inf.variations)}"
         )
-    opts = check_options(name, options)
-    embedder = mod.load(variation, weights, device, **opts)
+    opts = check_options(name, options, cfg)
+    embedder = mod.load(variation, weights, device, **opts, **load_arguments(name, cfg))
     return LoadedModel(inf, variation, embedder, weights, opts)
 
 
@@ -350,15 +424,28 @@ def check_models_config(models_cfg: Mapping[str, Any]) -> None:
     known = available()
     problems = []
     for name, cfg in models_cfg.items():
-        if name not in known:
-            problems.append(f"models.{name}: unknown model; known models: {', '.join(known)}")
+        kind = kind_of(cfg)
+        if kind is not None:
+            try:
+                kind_problems = kind_module(kind).config_problems(name, cfg)
+            except ConfigError as e:
+                kind_problems = [f"models.{name}.{e}" if str(e).startswith("kind:") else str(e)]
+            if kind_problems:
+                problems += kind_problems
+                continue
+            inf = info(name, cfg)
+        elif name in known:
+            inf = known[name]
+        else:
+            problems.append(f"models.{name}: unknown model; known models: {', '.join(known)} "
+                            f"(or give it a kind: {', '.join(KINDS)})")
             continue
-        for v in cfg.get("variations") or [known[name].default_variation]:
-            if v not in known[name].variations:
+        for v in cfg.get("variations") or [inf.default_variation]:
+            if v not in inf.variations:
                 problems.append(
                     f"models.{name}.variations: {v!r} is not a variation of {name}; "
-                    f"allowed values: {', '.join(known[name].variations)}"
+                    f"allowed values: {', '.join(inf.variations)}"
                 )
-        problems += option_problems(name, cfg.get("options"))
+        problems += option_problems(name, cfg.get("options"), cfg)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
