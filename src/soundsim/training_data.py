@@ -142,6 +142,18 @@ def describe_training(info: Any) -> str:
     return ", ".join(dataset_text(info, d) for d in trained_on)
 
 
+def short_training(info: Any, n: int = 3) -> str:
+    """:func:`describe_training` in brief, names only: the first ``n`` datasets and
+    ``+<more>`` (``"FSD50K, Clotho, AudioCaps +2"``), ``none``, ``not declared``."""
+    trained_on = getattr(info, "trained_on", None)
+    if trained_on is None:
+        return "not declared"
+    if not trained_on:
+        return "none"
+    more = len(trained_on) - n
+    return ", ".join(trained_on[:n]) + (f" +{more}" if more > 0 else "")
+
+
 @dataclass(frozen=True)
 class TrainingOverlap:
     """Whether a model's training data includes the evaluated collection.
