@@ -276,3 +276,33 @@ def test_undeclared_csv_dataset_gives_unknown_and_one_sentence(tmp_path):
     assert "†" not in md
     paths = T.write_tables(settings, tmp_path / "tables2", registry=reg, n_resamples=100, dataset="fsd-50k")
     assert set(T.read_table(paths["models"])[TD.FLAG_COLUMN]) == {"true"}
+
+
+@pytest.mark.slow
+def test_rule_tables_flags_ms_clap_on_the_fsd50k_config(tmp_path, venv_bin):
+    """The workflow's tables rule (the collection's dataset through its params) on the
+    same tiny tree: Snakemake runs only rule tables, over the metrics written here; the
+    shipped config.yaml's own models are disabled, the copy's weights are stand-in files
+    (the tables read none)."""
+    import subprocess
+
+    cfg_path, clips = _fsd50k_config(tmp_path)
+    _evaluate_configured(cfg_path, clips, tmp_path)
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for name in yaml.safe_load((ROOT / "config.yaml").read_text())["models"]:
+        cfg["models"].setdefault(name, {"enabled": False})
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, m in cfg["models"].items():
+        official = registry.info(name).weight_files.get((m.get("variations") or [""])[0])
+        if official:
+            (weights / official).write_bytes(b"stand-in")
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    target = Layout.from_config(load_config(cfg_path, SCHEMA)).table("models")
+    r = subprocess.run([str(venv_bin / "snakemake"), "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
+                        "--configfile", str(cfg_path), "--allowed-rules", "tables", "--", str(target)],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    models = T.read_table(target).set_index("model")
+    assert models.loc["clap-2022", TD.FLAG_COLUMN] == "true" and models.loc["clap-2023", TD.FLAG_COLUMN] == "true"
+    assert models.loc["laion-clap", TD.FLAG_COLUMN] == "false" and models.loc["beats", TD.FLAG_COLUMN] == "false"
