@@ -3,7 +3,7 @@
     soundsim check-config [--config config.yaml] [--show]
     soundsim demo-data --out results/demo/source [--seed 0] [--clips-per-class 16]
     soundsim manifest [--config config.yaml] [--threads N]
-    soundsim models [--config config.yaml] [--paper | --options]
+    soundsim models [--config config.yaml] [--paper | --options | --training-data]
     soundsim extract --manifest M --model NAME [--variation V] [--shard K --shards N] --out OUT.h5
     soundsim merge SHARD.h5 ... --out MERGED.h5
     soundsim evaluate EMB.h5 --ground-truth GT.csv [--families F.json] [--aggregation ...] [--pca ...]
