@@ -280,8 +280,10 @@ def test_write_tables(settings, df, tmp_path):
     assert all(p.is_file() for p in paths.values())
     assert not list((tmp_path / "tables").glob(".*tmp*"))  # atomic writes leave no temporaries
     back = T.read_table(paths["all_settings"])
-    # every macro metric is followed by its interval; nothing else changes
-    assert len(back) == len(df) and [c for c in back.columns if not c.endswith(("_lo", "_hi"))] == list(df.columns)
+    # every macro metric is followed by its interval; the training-data flag is appended; nothing else changes
+    assert len(back) == len(df) and [c for c in back.columns if not c.endswith(("_lo", "_hi"))] == list(
+        df.columns) + ["trained_on_collection"]
+    assert set(back["trained_on_collection"]) == {"unknown"}  # no dataset given, toy models declare nothing
     assert list(back.columns[back.columns.get_loc("map@5"):][:9]) == [
         "map@5", "map@5_lo", "map@5_hi", "map@15", "map@15_lo", "map@15_hi", "mr1", "mr1_lo", "mr1_hi"]
     assert (back["map@15_lo"] <= back["map@15"]).all() and (back["map@15"] <= back["map@15_hi"]).all()

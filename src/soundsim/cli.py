@@ -3,7 +3,7 @@
     soundsim check-config [--config config.yaml] [--show]
     soundsim demo-data --out results/demo/source [--seed 0] [--clips-per-class 16]
     soundsim manifest [--config config.yaml] [--threads N]
-    soundsim models [--config config.yaml] [--paper | --options]
+    soundsim models [--config config.yaml] [--paper | --options | --training-data]
     soundsim extract --manifest M --model NAME [--variation V] [--shard K --shards N] --out OUT.h5
     soundsim merge SHARD.h5 ... --out MERGED.h5
     soundsim evaluate EMB.h5 --ground-truth GT.csv [--families F.json] [--aggregation ...] [--pca ...]
@@ -106,6 +106,7 @@ def _print_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 def _cmd_models(args: argparse.Namespace) -> int:
     from soundsim import models
     from soundsim.envs import env_status
+    from soundsim.training_data import short_training
 
     if args.options:
         print(models.options_table())
@@ -115,6 +116,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         from soundsim.config import load_config
 
         cfg = load_config(args.config, args.schema)
+    if args.training_data:
+        return _print_training_data(cfg)
     cfg_models = cfg["models"]
     weights_dir = args.weights_dir or cfg.get("weights_dir")
     if args.paper:
@@ -134,9 +137,39 @@ def _cmd_models(args: argparse.Namespace) -> int:
             enabled = "yes" if name in cfg_models and mcfg.get("enabled", True) and v in wanted else ""
             rows.append((name, v + (" *" if v == inf.default_variation else ""), inf.env, env_status(inf.env),
                          inf.level, str(inf.dim_of(v)), str(inf.sample_rate),
-                         _weights_status(inf, v, mcfg, weights_dir), enabled))
-    _print_table(("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config"), rows)
-    print("(* default variation; weights: models.<name>.weights.<variation>, else <weights_dir>/<official file name>)")
+                         _weights_status(inf, v, mcfg, weights_dir), enabled, short_training(inf)))
+    _print_table(("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config",
+                  "trained on"), rows)
+    print("(* default variation; weights: models.<name>.weights.<variation>, else <weights_dir>/<official file name>;"
+          " trained on: the datasets of its training data, in full with --training-data)")
+    return 0
+
+
+def _print_training_data(cfg: dict) -> int:
+    """`soundsim models --training-data`: model, its declared training data (with notes)
+    and, when a collection is configured, the training-data flag on it."""
+    from soundsim import models
+    from soundsim import training_data as TD
+
+    dataset = None
+    if "collection" in cfg:
+        from soundsim.datasets import collection_dataset
+
+        dataset = collection_dataset(cfg)
+    head: tuple[str, ...] = ("model",)
+    if "collection" in cfg:
+        head += (f"on {dataset or 'the collection (dataset not declared)'}",)
+    head += ("trained on (paper / model card)",)
+    rows = []
+    for name, inf in models.available().items():
+        row: tuple[str, ...] = (name,)
+        if "collection" in cfg:
+            ov = TD.training_overlap(inf, dataset)
+            row += (ov.flag + (f" {TD.MARKER}" if ov.trained_on_collection else ""),)
+        rows.append(row + (TD.describe_training(inf),))
+    _print_table(head, rows)
+    print(f"({TD.MARKER} in the tables: trained on data that includes the collection's dataset: not zero-shot; "
+          "dataset names: soundsim.training_data.DATASETS)")
     return 0
 
 
@@ -269,6 +302,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 def _cmd_tables(args: argparse.Namespace) -> int:
     from soundsim import plan, tables
     from soundsim.config import load_config
+    from soundsim.datasets import collection_dataset
     from soundsim.layout import Layout, missing_files
 
     cfg = load_config(args.config, args.schema)
@@ -287,6 +321,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     paths = tables.write_tables(
         settings, lay.tables_dir, paper_table2=plan.paper_table2(cfg), collection=lay.collection,
         n_resamples=ev["n_resamples"], confidence=ev["confidence"], seed=ev["seed"],
+        dataset=collection_dataset(cfg),
     )
     for k, p in paths.items():
         print(f"{k}: {p}")
@@ -361,6 +396,9 @@ def _add_models(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                     "parameters, training data, native dims")
     ml.add_argument("--options", action="store_true", help="each model's options (models.<name>.options): type, "
                     "default, allowed values, what it does (a Markdown table)")
+    ml.add_argument("--training-data", action="store_true", help="one row per model: the datasets its training "
+                    "data included (paper / model card) and, with a config, whether that includes the configured "
+                    "collection (the tables' trained_on_collection flag)")
     ml.set_defaults(func=_cmd_models)
 
 

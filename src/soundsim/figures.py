@@ -52,6 +52,7 @@ from matplotlib.patches import Rectangle
 from soundsim import layout as L
 from soundsim import metrics as M
 from soundsim import tables as T
+from soundsim import training_data as TD
 from soundsim.errors import SoundsimError
 from soundsim.fileutil import atomic_path
 from soundsim.store import RankingsFile, read_rankings
@@ -434,8 +435,11 @@ def _errors(df: pd.DataFrame, col: str, values: np.ndarray) -> np.ndarray | None
 
 
 def _model_tick(r: pd.Series) -> str:
-    """``model / variation``, then the fixed and the best setting it was scored at."""
+    """``model / variation`` (and :data:`soundsim.training_data.MARKER` when the model was
+    trained on the collection's dataset), then the fixed and the best setting it was scored at."""
     name = f"{r['model']} / {r['variation']}" if "variation" in r.index else str(r["model"])
+    if str(r.get(TD.FLAG_COLUMN, "")) == "true":
+        name += f" {TD.MARKER}"
     lines = [name]
     for col, what in (("setting", "fixed"), ("best_setting", "best")):
         if col in r.index and not pd.isna(r[col]) and str(r[col]):
@@ -456,7 +460,9 @@ def model_comparison_figure(models_df: pd.DataFrame, collection: str | None = No
     paper's value as a black diamond where ``paper_*`` columns exist. Where
     the table has interval columns (``<metric>_lo/_hi``, ``best_<metric>_lo/_hi``:
     :func:`soundsim.tables.add_intervals`), each bar gets its confidence
-    interval as an error bar. ``models_df``: :func:`soundsim.tables.models_table`."""
+    interval as an error bar. A model trained on the collection's dataset
+    (``trained_on_collection`` true) is marked :data:`soundsim.training_data.MARKER`
+    and the title explains the marker. ``models_df``: :func:`soundsim.tables.models_table`."""
     df = _check(models_df, ["model"], "model_comparison")
     metrics = T.metric_columns(df)
     if not metrics:
@@ -507,8 +513,11 @@ def model_comparison_figure(models_df: pd.DataFrame, collection: str | None = No
                 handles.append(hd)
                 names.append(nm)
     fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
+    flagged = TD.FLAG_COLUMN in df.columns and (df[TD.FLAG_COLUMN].astype(str) == "true").any()
     fig.suptitle(_title("Semantic sound similarity per model (averages of class-wise metrics)"
-                        + ("; error bars: bootstrap confidence intervals" if has_ci else ""), collection),
+                        + ("; error bars: bootstrap confidence intervals" if has_ci else ""), collection,
+                        f"{TD.MARKER} trained on data that includes this collection: not zero-shot" if flagged else "",
+                        ""),
                  fontsize=10)
     return fig
 

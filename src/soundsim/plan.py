@@ -90,6 +90,16 @@ def configured_settings(config: Mapping[str, Any], n_clips: int | None, warn: Wa
     return out
 
 
+def training_declarations(config: Mapping[str, Any]) -> dict[str, str]:
+    """Enabled model -> its declared training data in words
+    (:func:`soundsim.training_data.describe_training`), in config order: a parameter
+    of the tables rule, so that a change in a declaration re-runs the tables."""
+    from soundsim import models as registry
+    from soundsim import training_data as TD
+
+    return {name: TD.describe_training(registry.info(name)) for name in enabled_models(config)}
+
+
 def paper_table2(config: Mapping[str, Any], warn: Warn | None = None) -> str | None:
     """The paper's Table II (CSV) to print beside soundsim's numbers: the path of
     ``evaluation.paper_table2`` when the collection is FSD50K and the file exists,

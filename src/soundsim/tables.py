@@ -30,6 +30,14 @@ under ``<out_dir>``, each file atomically, named as :data:`soundsim.layout.TABLE
   pair of models of models.csv (at the fixed and at the best setting), the
   difference, its interval and the Holm-corrected p-value.
 
+Training data (:mod:`soundsim.training_data`): models.csv says what each model
+was trained on (``trained_on``) and whether that includes the evaluated
+collection's dataset (``trained_on_collection``: true / false / unknown, with
+``training_note``, e.g. "trained on FSD50K (dev split): not zero-shot"); every
+other table with a model column gets the same ``trained_on_collection`` column
+(pairwise.csv: ``a_``/``b_trained_on_collection``), and models.md marks a flagged
+model with :data:`soundsim.training_data.MARKER` (:func:`add_training_flag`).
+
 Metric column names follow the evaluator: ``map@<N>`` for every cutoff found
 (increasing N) and ``mr1``; macro (mean over labels) values carry no prefix,
 family means ``family_``, instance-based ones ``micro_``. MR1 is better when
@@ -49,6 +57,7 @@ import pandas as pd
 
 from soundsim import layout as L
 from soundsim import stats as St
+from soundsim import training_data as TD
 from soundsim.errors import SoundsimError
 from soundsim.fileutil import write_csv_atomic, write_text_atomic
 
@@ -295,6 +304,7 @@ def models_table(
     paper: pd.DataFrame | None = None,
     pca: str = FIXED_PCA,
     search: str = FIXED_SEARCH,
+    dataset: str | None = None,
 ) -> pd.DataFrame:
     """The paper's Table II: one row per model (sorted by name).
 
@@ -311,6 +321,13 @@ def models_table(
     (``best_<metric>_lo, _hi`` for the best setting); ``note`` (empty, or why the fixed-setting
     values are NaN: that setting was not evaluated). ``registry``: model name
     -> ModelInfo (default :func:`soundsim.models.available`).
+
+    Before ``note``: ``trained_on`` (the model's declared training data,
+    :func:`soundsim.training_data.describe_training`), ``trained_on_collection``
+    and ``training_note`` (:func:`soundsim.training_data.training_overlap` of the
+    model and ``dataset``, the collection's dataset,
+    :func:`soundsim.datasets.collection_dataset`; None: not declared, so
+    ``unknown``).
 
     ``paper`` (a DataFrame read from the paper's table2.csv): adds
     ``paper_map@<N>..., paper_mr1`` for models whose name matches the paper's
@@ -359,6 +376,10 @@ def models_table(
             for c in St.interval_columns(m):
                 if c in df.columns:
                     row[f"best_{c}"] = float(b[c])
+        overlap = TD.training_overlap(info, dataset)
+        row["trained_on"] = TD.describe_training(info)
+        row[TD.FLAG_COLUMN] = overlap.flag
+        row["training_note"] = overlap.note
         if len(hit):
             row["note"] = ""
         else:
@@ -552,6 +573,54 @@ def pairwise_table(
     return pd.concat(parts, ignore_index=True)[cols]
 
 
+# --------------------------------------------------------------------------- training data
+
+
+def training_flags(models_df: pd.DataFrame) -> dict[str, str]:
+    """Model -> its ``trained_on_collection`` value in ``models_df`` (models.csv)."""
+    if TD.FLAG_COLUMN not in models_df.columns:
+        return {}
+    return {str(m): str(f) for m, f in zip(models_df["model"], models_df[TD.FLAG_COLUMN], strict=True)}
+
+
+def add_training_flag(df: pd.DataFrame, flags: Mapping[str, str], model_col: str = "model",
+                      column: str = TD.FLAG_COLUMN) -> pd.DataFrame:
+    """``df`` with ``column`` appended: the flag of the model in ``model_col``
+    (``flags``: :func:`training_flags`; ``unknown`` for a model not in it)."""
+    out = df.copy()
+    out[column] = [flags.get(str(m), "unknown") for m in out[model_col]] if len(out) else pd.Series(dtype=str)
+    return out
+
+
+def _flagged(r: pd.Series) -> bool:
+    return str(r.get(TD.FLAG_COLUMN, "")) == "true"
+
+
+def training_notes(models_df: pd.DataFrame) -> tuple[str, list[str]]:
+    """What models.md says about training data: a sentence for its explanation
+    (:data:`soundsim.training_data.MARKER` when a model is flagged; the reason when
+    every model's flag is unknown for the same reason) and one note per flagged
+    model (``model: † trained on FSD50K (dev split): not zero-shot``) or per model
+    whose own training data is not declared."""
+    if TD.FLAG_COLUMN not in models_df.columns or models_df.empty:
+        return "", []
+    flags = models_df[TD.FLAG_COLUMN].astype(str)
+    notes_col = models_df["training_note"].fillna("").astype(str) if "training_note" in models_df.columns \
+        else pd.Series([""] * len(models_df), index=models_df.index)
+    unknown = set(notes_col[flags == "unknown"])
+    if (flags == "unknown").all() and len(unknown) == 1:
+        return f"Training data: whether a model was trained on this collection is unknown ({unknown.pop()}).", []
+    notes = []
+    for (_, r), flag, note in zip(models_df.iterrows(), flags, notes_col, strict=True):
+        if flag == "true":
+            notes.append(f"{r['model']}: {TD.MARKER} {note}")
+        elif flag == "unknown":
+            notes.append(f"{r['model']}: training data vs this collection unknown ({note})")
+    sentence = (f"{TD.MARKER}: trained on data that includes this collection's dataset (from its paper / model "
+                "card; see the notes): not zero-shot." if (flags == "true").any() else "")
+    return sentence, notes
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -594,12 +663,15 @@ def models_display(
     """The models table as ``models.md`` (and its HTML page) show it: a
     table of display strings (headers such as ``MAP@15 ↑``; MAP to 3
     decimals, MR1 to 2, n/a for NaN; a metric with interval columns shows
-    ``value [lo, hi]``; ``attrs["numeric"]``: which columns are numbers), the
-    sentence that explains it (``confidence``: the intervals' level, named
-    there) and the notes (``model: note``). ``markdown``: escape ``|`` in
+    ``value [lo, hi]``; a model trained on the collection's dataset is marked
+    :data:`soundsim.training_data.MARKER`; ``attrs["numeric"]``: which columns
+    are numbers), the sentence that explains it (``confidence``: the
+    intervals' level, named there; the marker) and the notes (``model: note``,
+    then :func:`training_notes`). ``markdown``: escape ``|`` in
     text cells (for a Markdown table)."""
     _require(models_df, ["model"], "models_markdown")
-    cols = [c for c in models_df.columns if c not in ("note", "level", "setting") and not _is_interval(c)]
+    hidden = ("note", "level", "setting", "trained_on", TD.FLAG_COLUMN, "training_note")
+    cols = [c for c in models_df.columns if c not in hidden and not _is_interval(c)]
     has_ci = any(_is_interval(c) for c in models_df.columns)
     fixed = "; ".join(setting_label(x) for x in sorted({str(x) for x in models_df.get("setting", [])}))
     intro = (
@@ -609,9 +681,14 @@ def models_display(
            "interval (queries resampled within labels; see pairwise.csv for which differences are significant)."
            if has_ci else "")
     )
+    training_sentence, training = training_notes(models_df)
+    if training_sentence:
+        intro += " " + training_sentence
 
     def cell(r: pd.Series, c: str) -> str:
         text = _fmt(setting_label(r[c]) if c == "best_setting" else r[c], c, markdown)
+        if c == "model" and _flagged(r):
+            text += f" {TD.MARKER}"
         lo, hi = f"{c}_lo", f"{c}_hi"
         if lo in r.index and hi in r.index and not (pd.isna(r[lo]) or pd.isna(r[hi])):
             text += f" [{_fmt(float(r[lo]), c)}, {_fmt(float(r[hi]), c)}]"
@@ -623,7 +700,7 @@ def models_display(
                               for c in cols]
     notes = [f"{r['model']}: {r['note']}" for _, r in models_df.iterrows()
              if "note" in models_df.columns and str(r["note"] or "") not in ("", "nan")]
-    return table, intro, notes
+    return table, intro, notes + training
 
 
 def models_markdown(models_df: pd.DataFrame, collection: str | None = None, confidence: float | None = None) -> str:
@@ -646,9 +723,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
     str_cols = {c: str for c in ("model", "variation", "aggregation", "pca", "search", "setting", "best_setting",
                                  "family", "label", "note", "modality", "objective", "params", "data_size",
                                  "comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
-                                 "b_setting", "better")}
+                                 "b_setting", "better", "trained_on", "training_note", TD.FLAG_COLUMN,
+                                 f"a_{TD.FLAG_COLUMN}", f"b_{TD.FLAG_COLUMN}")}
     df = pd.read_csv(path, dtype=str_cols, keep_default_na=False, na_values=["nan", ""])
-    for c in ("note", "better"):
+    for c in ("note", "better", "trained_on", "training_note"):
         if c in df.columns:
             df[c] = df[c].fillna("")
     return df
@@ -663,6 +741,7 @@ def write_tables(
     n_resamples: int = St.DEFAULT_RESAMPLES,
     confidence: float = St.DEFAULT_CONFIDENCE,
     seed: int = St.DEFAULT_SEED,
+    dataset: str | None = None,
 ) -> dict[str, Path]:
     """Tabulate ``settings`` (:func:`collect`; only their files are read) and
     write every table under ``out_dir``, each atomically (CSV: NaN as ``nan``,
@@ -674,7 +753,9 @@ def write_tables(
     ``n_resamples``, ``confidence``, ``seed``) and pairwise.csv the paired
     tests (:func:`pairwise_table`). ``collection`` names the collection in
     models.md (default: the results tree's collection the settings sit in).
-    Returns table key -> path (keys :data:`soundsim.layout.SUMMARY_TABLES`:
+    ``dataset``: the collection's dataset (:func:`soundsim.datasets.collection_dataset`;
+    None: not declared), which sets the training-data flag of every table
+    (:func:`models_table`, :func:`add_training_flag`). Returns table key -> path (keys :data:`soundsim.layout.SUMMARY_TABLES`:
     ``all_settings, best_settings, models, models_md, families, labels,
     pairwise``)."""
     settings = list(settings)
@@ -683,7 +764,7 @@ def write_tables(
     paper = paper_table2
     if paper is not None and not isinstance(paper, pd.DataFrame):
         paper = pd.read_csv(paper)
-    models = models_table(df, registry, paper)
+    models = models_table(df, registry, paper, dataset=dataset)
     tables = {
         "all_settings": all_settings(df),
         "best_settings": best_settings(df),
@@ -692,6 +773,11 @@ def write_tables(
         "labels": labels_table(settings, models),
         "pairwise": pairwise_table(settings, models, n_resamples, confidence, seed),
     }
+    flags = training_flags(models)
+    for key in ("all_settings", "best_settings", "families", "labels"):
+        tables[key] = add_training_flag(tables[key], flags)
+    for side in ("a", "b"):
+        tables["pairwise"] = add_training_flag(tables["pairwise"], flags, side, f"{side}_{TD.FLAG_COLUMN}")
     paths = {key: write_csv_atomic(t, L.table_file(out_dir, key)) for key, t in tables.items()}
     paths["models_md"] = write_text_atomic(L.table_file(out_dir, "models_md"),
                                            models_markdown(models, collection, confidence))

@@ -12,6 +12,7 @@ from soundsim import models as registry
 from soundsim import plan
 from soundsim import provenance
 from soundsim.config import load_yaml, validate_config
+from soundsim.datasets import collection_dataset
 from soundsim.errors import ConfigError
 from soundsim.fingerprint import weights_fingerprint
 from soundsim.layout import (
@@ -61,6 +62,12 @@ MODELS = plan.enabled_models(config)
 try:
     registry.check_models_config(MODELS)
     WEIGHTS = registry.resolve_all_weights(MODELS, config.get("weights_dir"))
+except ConfigError as e:
+    config_error(e)
+# The collection's dataset (FSD50K, collection.dataset, the synthetic demo): the tables flag
+# models whose declared training data includes it.
+try:
+    DATASET = collection_dataset(config)
 except ConfigError as e:
     config_error(e)
 REUSE = config["extraction"]["reuse"]

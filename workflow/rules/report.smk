@@ -38,6 +38,10 @@ rule tables:
         confidence=config["evaluation"]["confidence"],
         seed=config["evaluation"]["seed"],
         collection=OUT.collection,
+        # the collection's dataset ('' when not declared) and each model's declared training
+        # data: the training-data flag of every table; a change re-runs the tables
+        dataset=DATASET or "",
+        training_data=plan.training_declarations(config),
     script:
         "../scripts/tables.py"
 

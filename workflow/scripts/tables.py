@@ -23,4 +23,5 @@ with job_log(sm.log[0]):
         n_resamples=sm.params.n_resamples,
         confidence=sm.params.confidence,
         seed=sm.params.seed,
+        dataset=sm.params.dataset or None,
     )

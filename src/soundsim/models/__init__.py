@@ -173,7 +173,10 @@ class ModelInfo:
     # the datasets its training data included (from its paper / model card), as collection
     # dataset names ("FSD50K", "AudioSet", ...); () = trained on none of them (e.g. random
     # weights); None = not declared. An evaluation on one of them is not zero-shot.
+    # Names and aliases: soundsim.training_data.DATASETS; the flag: training_data.training_overlap.
     trained_on: tuple[str, ...] | None = None
+    # dataset of trained_on -> a short note the flag text shows ("dev split", "630k-audioset-* only")
+    trained_on_notes: Mapping[str, str] = field(default_factory=dict)
 
     def dim_of(self, variation: str) -> int:
         return int(self.dim[variation]) if isinstance(self.dim, Mapping) else int(self.dim)

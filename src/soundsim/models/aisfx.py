@@ -59,6 +59,10 @@ INFO = ModelInfo(
     long_clips="every 2.32 s block with a 1.16 s hop over the whole clip",
     packages=("aisfx", "torch", "essentia"),
     options={"batch_size": OptionSpec(int, BATCH_SIZE, "blocks per forward pass (memory, not values)", min=1)},
+    # Ma & Lerch, ISMIR 2022 ("Representation learning for the automatic indexing of sound effects
+    # libraries"): trained on commercial sound-effects libraries labelled with the Universal Category System
+    trained_on=("UCS",),
+    trained_on_notes={"UCS": "UCS-labelled sound-effects libraries"},
 )
 
 

@@ -104,6 +104,9 @@ INFO = ModelInfo(
         "max_seconds": OptionSpec(float, MAX_SECONDS, "seconds embedded from the start of a clip; 0: the whole clip",
                                   min=0),
     },
+    # Guzhov et al., ICASSP 2022 (AudioCLIP) / paper Sec. II-B: ESResNeXt pre-trained on AudioSet, then trained
+    # with CLIP on AudioSet (CLIP's image-text pairs and ImageNet initialisation: not audio, not listed)
+    trained_on=("AudioSet",),
 )
 
 

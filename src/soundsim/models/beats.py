@@ -145,6 +145,10 @@ INFO = ModelInfo(
     options={"chunk_seconds": OptionSpec(float, CHUNK_SECONDS, "longest block of a long clip embedded in one pass, "
                                          "in seconds (at least one 0.16 s patch); null: the whole clip in one pass",
                                          min=HOP, nullable=True)},
+    # Chen et al. 2023 (BEATs) / paper Sec. II-B: self-supervised on AudioSet-2M; the _plus_ variations then
+    # fine-tuned on AudioSet labels
+    trained_on=("AudioSet",),
+    trained_on_notes={"AudioSet": "AS-2M; iter3_plus_AS20K / iter3_plus_AS2M fine-tuned on AS-20K / AS-2M labels"},
 )
 
 

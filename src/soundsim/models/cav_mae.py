@@ -116,6 +116,10 @@ INFO = ModelInfo(
     needs_gpu=True,
     options={"native_rate": OptionSpec(bool, False, "true: resample to CAV-MAE's 16 kHz training rate before the "
                                        "fbank; false: the fbank at 44.1 kHz, as the paper's authors")},
+    # Gong et al. 2023 (CAV-MAE) / paper Sec. II-B: pre-trained on AudioSet-2M audio-visual pairs; as_46.6
+    # fine-tuned on AudioSet-2M labels (its ViT starts from ImageNet MAE weights: image data, not listed)
+    trained_on=("AudioSet",),
+    trained_on_notes={"AudioSet": "AS-2M; as_46.6 fine-tuned on its labels"},
 )
 
 

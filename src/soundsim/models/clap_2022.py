@@ -63,6 +63,10 @@ INFO = ModelInfo(
     packages=PACKAGES,
     needs_gpu=True,
     options=options(SPEC),
+    # Elizalde et al., ICASSP 2023 (MS-CLAP 2022), Sec. 3: 128K audio-text pairs from FSD50K, ClothoV2,
+    # AudioCaps and MACS; its Cnn14 audio encoder starts from PANNs (AudioSet)
+    trained_on=("FSD50K", "Clotho", "AudioCaps", "MACS", "AudioSet"),
+    trained_on_notes={"FSD50K": "part of its 128K audio-text pairs", "AudioSet": "PANNs Cnn14 initialisation"},
 )
 
 

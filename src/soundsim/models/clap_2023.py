@@ -65,6 +65,11 @@ INFO = ModelInfo(
     packages=PACKAGES,
     needs_gpu=True,
     options=options(SPEC),
+    # Elizalde, Deshmukh & Wang, ICASSP 2024 (MS-CLAP 2023), Table 1: 4.6M audio-text pairs from sound-event,
+    # music and speech datasets, FSD50K among them (the speech / emotion sets are not listed here)
+    trained_on=("FSD50K", "Clotho", "AudioCaps", "MACS", "WavText5K", "SoundDescs", "WavCaps", "FreeSound",
+                "AudioSet", "NSynth", "FMA"),
+    trained_on_notes={"FSD50K": "part of its 4.6M audio-text pairs"},
 )
 
 

@@ -224,6 +224,8 @@ INFO = ModelInfo(
     options={"silent_frames": OptionSpec(str, DEFAULT_SILENT_FRAMES, "FrameCutter's silentFrames: keep "
                                          "(deterministic) or noise (Freesound's own setting, random run to run)",
                                          choices=SILENT_FRAMES)},
+    # hand-made features (Essentia's FreesoundExtractor; paper Sec. II-A): nothing is learned, no training data
+    trained_on=(),
 )
 
 

@@ -81,6 +81,10 @@ INFO = ModelInfo(
     "the trailing partial patch is discarded",
     paper=PaperInfo(modality="A", objective="Classification", params="5M", data_size="51K", dims=512),
     packages=etf.PACKAGES,
+    # Fonseca et al. 2021 (FSD-SINet) / Essentia model card: trained on FSD50K's dev set (train + validation);
+    # the paper (Sec. IV) notes it "was developed and evaluated on the FSD50K dataset": its labels are seen
+    trained_on=("FSD50K",),
+    trained_on_notes={"FSD50K": "dev split: the eval split's 200 labels are seen"},
 )
 
 

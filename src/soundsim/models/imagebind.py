@@ -114,6 +114,8 @@ INFO = ModelInfo(
                     dims=1024),
     packages=("torch",),
     needs_gpu=True,
+    # Girdhar et al., CVPR 2023 (ImageBind) / paper Sec. II-B: audio-video pairs from AudioSet
+    trained_on=("AudioSet",),
 )
 
 

@@ -195,6 +195,11 @@ INFO = ModelInfo(
                                 "(laion_clap under torchvision >= 0.17); false: as at training time"),
         "threads": OptionSpec(int, 0, "torch intra-op threads; 0: torch's default", min=0),
     },
+    # Wu et al., ICASSP 2023 (LAION-CLAP), Sec. 2: LAION-Audio-630K (Freesound, BBC Sound Effects and other
+    # sites) + AudioCaps + Clotho; AudioSet (keyword-to-caption) in the *audioset* variations only
+    trained_on=("LAION-Audio-630K", "FreeSound", "BBC Sound Effects", "AudioCaps", "Clotho", "AudioSet"),
+    trained_on_notes={"FreeSound": "inside LAION-Audio-630K", "BBC Sound Effects": "inside LAION-Audio-630K",
+                      "AudioSet": "the *audioset* variations only"},
 )
 
 # ---------------------------------------------------------------- laion_clap's audio code, without its package init

@@ -106,6 +106,10 @@ INFO = ModelInfo(
                             "(753), taggram (50 tag probabilities)", choices=tuple(LAYERS)),
         "threads": OptionSpec(int, 0, "TensorFlow intra- and inter-op threads; 0: TensorFlow's default", min=0),
     },
+    # Pons & Serra 2019 (musicnn) / Essentia model card: MTT_musicnn on MagnaTagATune, MSD_musicnn on the
+    # Million Song Dataset (Last.fm tags)
+    trained_on=("MagnaTagATune", "MSD"),
+    trained_on_notes={"MagnaTagATune": "MTT_musicnn", "MSD": "MSD_musicnn"},
 )
 
 

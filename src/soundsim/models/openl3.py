@@ -107,6 +107,9 @@ INFO = ModelInfo(
     paper=PaperInfo(modality="A & I", objective="Audiovisual correspondence", params="5M", data_size="296K",
                     dims=512),
     packages=etf.PACKAGES,
+    # Cramer et al. 2019 (OpenL3) / paper Sec. II-B: audio-visual correspondence on AudioSet videos
+    trained_on=("AudioSet",),
+    trained_on_notes={"AudioSet": "its music (music-*) or environmental (env-*) video subset"},
 )
 
 

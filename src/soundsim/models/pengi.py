@@ -68,6 +68,13 @@ INFO = ModelInfo(
     packages=PACKAGES,
     needs_gpu=True,
     options=options(SPEC),
+    # Deshmukh et al., NeurIPS 2023 (Pengi), Sec. 4: 3.4M audio-text pairs from the training sets of
+    # AudioSet, FSD50K, CochlScene, MSP Podcast, CMU MOSI / MOSEI, MELD, NSynth, FMA, AudioCaps, ClothoV2,
+    # Clotho AQA, WavText5K, SoundDescs, MACS, WavCaps, FreeSound and FindSound
+    trained_on=("AudioSet", "FSD50K", "CochlScene", "MSP-Podcast", "CMU-MOSI", "CMU-MOSEI", "MELD", "NSynth", "FMA",
+                "AudioCaps", "Clotho", "ClothoAQA", "WavText5K", "SoundDescs", "MACS", "WavCaps", "FreeSound",
+                "FindSound"),
+    trained_on_notes={"FSD50K": "its dev (training) split"},
 )
 
 

@@ -79,6 +79,8 @@ INFO = ModelInfo(
     "partial patch is discarded",
     paper=PaperInfo(modality="A", objective="Classification", params="62M", data_size="80M", dims=128),
     packages=etf.PACKAGES,
+    # Hershey et al. 2017 / paper Sec. II-B: trained on YouTube-100M (a preliminary YouTube-8M), not on AudioSet
+    trained_on=("YouTube-100M",),
 )
 
 

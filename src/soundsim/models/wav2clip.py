@@ -88,6 +88,8 @@ INFO = ModelInfo(
         "max_seconds": OptionSpec(float, MAX_SECONDS, "seconds embedded from the start of a clip; 0: the whole clip",
                                   min=0),
     },
+    # Wu et al., ICASSP 2022 (Wav2CLIP) / paper Sec. II-B: distilled from CLIP on VGGSound videos
+    trained_on=("VGGSound",),
 )
 
 

@@ -73,6 +73,8 @@ INFO = ModelInfo(
     "partial patch is discarded",
     paper=PaperInfo(modality="A", objective="Classification", params="4M", data_size="2M", dims=1024),
     packages=etf.PACKAGES,
+    # YAMNet model card (TF Hub, tensorflow/models research/audioset/yamnet): AudioSet classifier
+    trained_on=("AudioSet",),
 )
 
 
