@@ -300,7 +300,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 def _cmd_tables(args: argparse.Namespace) -> int:
-    from soundsim import plan, tables
+    from soundsim import models, plan, tables
     from soundsim.config import load_config
     from soundsim.datasets import collection_dataset
     from soundsim.layout import Layout, missing_files
@@ -321,7 +321,7 @@ def _cmd_tables(args: argparse.Namespace) -> int:
     paths = tables.write_tables(
         settings, lay.tables_dir, paper_table2=plan.paper_table2(cfg), collection=lay.collection,
         n_resamples=ev["n_resamples"], confidence=ev["confidence"], seed=ev["seed"],
-        dataset=collection_dataset(cfg),
+        dataset=collection_dataset(cfg), registry=models.configured(plan.enabled_models(cfg)),
     )
     for k, p in paths.items():
         print(f"{k}: {p}")

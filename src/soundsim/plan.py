@@ -97,7 +97,7 @@ def training_declarations(config: Mapping[str, Any]) -> dict[str, str]:
     from soundsim import models as registry
     from soundsim import training_data as TD
 
-    return {name: TD.describe_training(registry.info(name)) for name in enabled_models(config)}
+    return {name: TD.describe_training(registry.info(name, cfg)) for name, cfg in enabled_models(config).items()}
 
 
 def paper_table2(config: Mapping[str, Any], warn: Warn | None = None) -> str | None:

@@ -42,6 +42,8 @@ rule tables:
         # data: the training-data flag of every table; a change re-runs the tables
         dataset=DATASET or "",
         training_data=plan.training_declarations(config),
+        # the enabled models' sections: the ModelInfo of each (soundsim.models.configured)
+        models=MODELS,
     script:
         "../scripts/tables.py"
 

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from soundsim import models
 from soundsim.layout import settings_from_inputs
 from soundsim.logutil import job_log
 from soundsim.tables import write_tables
@@ -24,4 +25,5 @@ with job_log(sm.log[0]):
         confidence=sm.params.confidence,
         seed=sm.params.seed,
         dataset=sm.params.dataset or None,
+        registry=models.configured(sm.params.models),
     )
