@@ -305,7 +305,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _config_args(p: argparse.ArgumentParser, what: str = "config file") -> None:
     """``--config`` and ``--schema``, spelled the same in every subcommand."""
     p.add_argument("--config", default="config.yaml", help=f"{what} (default: config.yaml)")
-    p.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    p.add_argument("--schema", help="schema file (default: the one shipped with soundsim, soundsim/data/config.schema.yaml)")
 
 
 def _add_check_config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -426,7 +426,7 @@ def _add_listen(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                     help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
     li.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     li.add_argument("--config", help="config whose results/collection.name are used (default: config.yaml if present)")
-    li.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    li.add_argument("--schema", help="schema file (default: the one shipped with soundsim, soundsim/data/config.schema.yaml)")
     li.set_defaults(func=_cmd_listen)
 
 
