@@ -13,7 +13,9 @@
     soundsim figures [--config config.yaml]
 
 Errors in the user's input (config, collection, audio) print one clear message
-and exit with status 2; ``--debug`` shows the traceback. The global flags ``--debug``
+and exit with status 2; ``--debug`` shows the traceback. So does a missing
+optional dependency (:mod:`soundsim.extras`): the message names the pip extra
+that installs it, e.g. ``pip install 'soundsim[workflow]'`` for ``soundsim figures``. The global flags ``--debug``
 and ``-q``/``--quiet`` go before or after the subcommand.
 """
 
@@ -174,8 +176,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from soundsim import extract
+    from soundsim import extract, extras, models
 
+    inf = models.info(args.model)
+    # before anything is read or written: every optional package the model declares
+    extras.check_modules(inf.packages, f"model {inf.name}")
     out = extract.extract_shard(
         args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
         weights=args.weights, device=args.device, options=_parse_options(args.option),
@@ -224,10 +229,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
-    try:
-        from soundsim.listen.app import LOOPBACK, create_app
-    except ImportError as e:  # flask is an optional dependency
-        raise SoundsimError(f"soundsim listen needs Flask ({e}); install it: pip install flask") from e
+    from soundsim.listen.app import LOOPBACK, create_app  # Flask: extra [listen] (main() says so when missing)
 
     results, collection = args.results, args.collection
     if args.config is not None or results is None or collection is None:
@@ -487,18 +489,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _missing_dependency(args: argparse.Namespace, error: ImportError) -> SoundsimError | None:
+    """The :class:`soundsim.extras.MissingDependency` of an import that failed
+    while running ``args.command`` (``model <name>`` for extract), or None when
+    the module is soundsim's own (a broken install: the traceback shows it)."""
+    from soundsim import extras
+
+    what = f"model {args.model}" if args.command == "extract" else ""
+    return extras.from_import_error(error, what)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; input errors and missing optional dependencies
+    print one line (``soundsim <command>: ...``) and return 2."""
     args = build_parser().parse_args(argv)
+    from soundsim.extras import MissingDependency
     from soundsim.logutil import LOG_FORMAT
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except MissingDependency as e:
+        if args.debug:
+            raise
+        print(f"soundsim {args.command}: {e}", file=sys.stderr)
+        return 2
     except SoundsimError as e:
         if args.debug:
             raise
         print(f"soundsim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        dep = _missing_dependency(args, e)
+        if dep is None or args.debug:
+            raise
+        print(f"soundsim {args.command}: {dep}", file=sys.stderr)
         return 2
 
 
