@@ -180,7 +180,13 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     inf = models.info(args.model)
     # before anything is read or written: every optional package the model declares
-    extras.check_modules(inf.packages, f"model {inf.name}")
+    missing = extras.missing_modules(inf.packages)
+    if missing:
+        hint = extras.install_hint(missing)
+        if inf.env != "soundsim":
+            hint += (f" (or run it in its own environment: make envs ENVS={inf.env}, "
+                     f"then .venvs/{inf.env}/bin/soundsim extract ...)")
+        raise extras.MissingDependency(missing, f"model {inf.name}", hint)
     out = extract.extract_shard(
         args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
         weights=args.weights, device=args.device, options=_parse_options(args.option),
