@@ -4,7 +4,7 @@ The core (``pip install soundsim``: evaluation, statistics, tables, the Python
 API, the CLI) needs none of these. A command that needs one and does not find
 it stops with one message naming what to install and exit status 2, e.g.::
 
-    soundsim extract: model aisfx needs torch, essentia, aisfx (not installed); install them with:
+    soundsim extract: model aisfx needs aisfx, torch, essentia (not installed); install them with:
     pip install 'soundsim[torch,essentia]' && pip install --no-deps aisfx==0.1.2
 
 The CLI (:func:`soundsim.cli.main`) turns any :class:`ModuleNotFoundError`
