@@ -10,7 +10,7 @@ it stops with one message naming what to install and exit status 2, e.g.::
 The CLI (:func:`soundsim.cli.main`) turns any :class:`ModuleNotFoundError`
 of a module outside soundsim into :class:`MissingDependency`
 (:func:`from_import_error`); ``soundsim extract`` checks a model's packages
-before it starts (:func:`check_modules`), so that it writes nothing.
+before it starts (:func:`missing_modules`), so that it writes nothing.
 :data:`EXTRA_OF` must name only extras that ``pyproject.toml`` declares
 (``tests/test_packaging.py`` checks it).
 """
@@ -95,14 +95,6 @@ def missing_modules(modules: Iterable[str]) -> list[str]:
     own packages) are not checked: importing them says more."""
     known = [m for m in dict.fromkeys(modules) if m in EXTRA_OF or m in SEPARATE]
     return [m for m in known if not is_installed(m)]
-
-
-def check_modules(modules: Iterable[str], what: str) -> None:
-    """Raise :class:`MissingDependency` for ``what`` when any optional module of
-    ``modules`` is missing (:func:`missing_modules`); all of them are named."""
-    missing = missing_modules(modules)
-    if missing:
-        raise MissingDependency(missing, what)
 
 
 def from_import_error(error: ImportError, what: str = "") -> MissingDependency | None:
