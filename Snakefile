@@ -5,13 +5,16 @@
 
 from snakemake.utils import min_version
 
+from soundsim.data import report_file
+
 min_version("9.0")
 
 
 configfile: "config.yaml"
 
 
-report: "workflow/report/workflow.rst"
+# the landing page and the captions are package data: src/soundsim/data/report/
+report: str(report_file("workflow.rst"))
 
 
 include: "workflow/rules/common.smk"

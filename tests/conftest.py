@@ -13,7 +13,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SHARED_ONTOLOGY = SHARED / "data" / "fsd50k-ontology"
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = ROOT / "src" / "soundsim" / "data" / "config.schema.yaml"  # package data (soundsim.data)
 
 
 def tone(seconds: float, sr: int, channels: int = 1, freq: float = 440.0, seed: int = 0) -> np.ndarray:

@@ -236,6 +236,6 @@ def test_check_config_names_an_unknown_option_and_exits_2(tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"collection": {"name": "demo", "kind": "demo"},
                                    "models": {"aisfx": {"options": {"nosuch": 1}}}}))
-    assert main(["check-config", "--config", str(cfg), "--schema", str(ROOT / "workflow/schemas/config.schema.yaml")]) == 2
+    assert main(["check-config", "--config", str(cfg), "--schema", str(ROOT / "src/soundsim/data/config.schema.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.count("models.aisfx.options.nosuch: unknown option; allowed options: batch_size") == 1, err

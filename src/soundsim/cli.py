@@ -13,7 +13,9 @@
     soundsim figures [--config config.yaml]
 
 Errors in the user's input (config, collection, audio) print one clear message
-and exit with status 2; ``--debug`` shows the traceback. The global flags ``--debug``
+and exit with status 2; ``--debug`` shows the traceback. So does a missing
+optional dependency (:mod:`soundsim.extras`): the message names the pip extra
+that installs it, e.g. ``pip install 'soundsim[workflow]'`` for ``soundsim figures``. The global flags ``--debug``
 and ``-q``/``--quiet`` go before or after the subcommand.
 """
 
@@ -222,8 +224,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from soundsim import extract
+    from soundsim import extract, extras, models
 
+    inf = models.info(args.model)
+    # before anything is read or written: every optional package the model declares
+    missing = extras.missing_modules(inf.packages)
+    if missing:
+        hint = extras.install_hint(missing)
+        if inf.env != "soundsim":
+            hint += (f" (or run it in its own environment: make envs ENVS={inf.env}, "
+                     f"then .venvs/{inf.env}/bin/soundsim extract ...)")
+        raise extras.MissingDependency(missing, f"model {inf.name}", hint)
     out = extract.extract_shard(
         args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
         weights=args.weights, device=args.device, options=_parse_options(args.option),
@@ -272,10 +283,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
-    try:
-        from soundsim.listen.app import LOOPBACK, create_app
-    except ImportError as e:  # flask is an optional dependency
-        raise SoundsimError(f"soundsim listen needs Flask ({e}); install it: pip install flask") from e
+    from soundsim.listen.app import LOOPBACK, create_app  # Flask: extra [listen] (main() says so when missing)
 
     results, collection = args.results, args.collection
     if args.config is not None or results is None or collection is None:
@@ -355,7 +363,7 @@ def _cmd_figures(args: argparse.Namespace) -> int:
 def _config_args(p: argparse.ArgumentParser, what: str = "config file") -> None:
     """``--config`` and ``--schema``, spelled the same in every subcommand."""
     p.add_argument("--config", default="config.yaml", help=f"{what} (default: config.yaml)")
-    p.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    p.add_argument("--schema", help="schema file (default: the one shipped with soundsim, soundsim/data/config.schema.yaml)")
 
 
 def _add_check_config(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -482,7 +490,7 @@ def _add_listen(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
                     help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
     li.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     li.add_argument("--config", help="config whose results/collection.name are used (default: config.yaml if present)")
-    li.add_argument("--schema", help="schema file (default: workflow/schemas/config.schema.yaml)")
+    li.add_argument("--schema", help="schema file (default: the one shipped with soundsim, soundsim/data/config.schema.yaml)")
     li.set_defaults(func=_cmd_listen)
 
 
@@ -543,18 +551,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _missing_dependency(args: argparse.Namespace, error: ImportError) -> SoundsimError | None:
+    """The :class:`soundsim.extras.MissingDependency` of an import that failed
+    while running ``args.command`` (``model <name>`` for extract), or None when
+    the module is soundsim's own (a broken install: the traceback shows it)."""
+    from soundsim import extras
+
+    what = f"model {args.model}" if args.command == "extract" else ""
+    return extras.from_import_error(error, what)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; input errors and missing optional dependencies
+    print one line (``soundsim <command>: ...``) and return 2."""
     args = build_parser().parse_args(argv)
+    from soundsim.extras import MissingDependency
     from soundsim.logutil import LOG_FORMAT
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
+    except MissingDependency as e:
+        if args.debug:
+            raise
+        print(f"soundsim {args.command}: {e}", file=sys.stderr)
+        return 2
     except SoundsimError as e:
         if args.debug:
             raise
         print(f"soundsim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        dep = _missing_dependency(args, e)
+        if dep is None or args.debug:
+            raise
+        print(f"soundsim {args.command}: {dep}", file=sys.stderr)
         return 2
 
 

@@ -1,7 +1,8 @@
 """Load and validate the workflow configuration (``config.yaml``).
 
-The schema lives in ``workflow/schemas/config.schema.yaml`` (JSON Schema, draft
-2020-12). This module is the one validator: the workflow (``common.smk``) calls
+The schema is package data, ``soundsim/data/config.schema.yaml`` (JSON Schema,
+draft 2020-12; :func:`find_schema`), so an installed soundsim has it too.
+This module is the one validator: the workflow (``common.smk``) calls
 :func:`validate_config` once at start, and so do the CLI and tests. It turns
 jsonschema's errors into messages that name the key and the allowed values, e.g.::
 
@@ -22,26 +23,18 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from soundsim.errors import ConfigError
+from soundsim.errors import ConfigError, SoundsimError
 
-#: Where the schema sits relative to the project root.
-SCHEMA_RELPATH = Path("workflow") / "schemas" / "config.schema.yaml"
+def find_schema() -> Path:
+    """The configuration schema shipped with this package
+    (``soundsim/data/config.schema.yaml``, :mod:`soundsim.data`): the same
+    file in a source checkout and in an installed wheel."""
+    from soundsim.data import schema_file
 
-
-def find_schema(start: Path | None = None) -> Path:
-    """Return the schema path, looking upwards from ``start`` (default: cwd)
-    and then next to this package's source checkout."""
-    candidates: list[Path] = []
-    here = (start or Path.cwd()).resolve()
-    candidates += [p / SCHEMA_RELPATH for p in (here, *here.parents)]
-    candidates.append(Path(__file__).resolve().parents[2] / SCHEMA_RELPATH)
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise ConfigError(
-        f"cannot find {SCHEMA_RELPATH} (looked from {here} upwards and next to the soundsim package); "
-        "run from the project root or pass --schema"
-    )
+    try:
+        return schema_file()
+    except SoundsimError as e:
+        raise ConfigError(f"{e}; pass --schema") from e
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -149,8 +142,9 @@ def validate_config(config: dict[str, Any], schema: Mapping[str, Any], source: s
 
 
 def load_config(path: str | Path, schema_path: str | Path | None = None) -> dict[str, Any]:
-    """Read ``path`` (YAML), validate it against the schema and fill defaults."""
-    schema_file = Path(schema_path) if schema_path else find_schema(Path(path).resolve().parent)
+    """Read ``path`` (YAML), validate it against the schema (``schema_path``,
+    default: :func:`find_schema`) and fill defaults."""
+    schema_file = Path(schema_path) if schema_path else find_schema()
     schema = load_yaml(schema_file)
     config = load_yaml(path) or {}
     return validate_config(config, schema, source=str(path))

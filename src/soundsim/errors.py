@@ -18,6 +18,11 @@ class CollectionError(SoundsimError):
     """The collection (ground truth, vocabulary, ontology, audio folder) is inconsistent."""
 
 
+class InputError(SoundsimError, ValueError):
+    """A bad argument to the Python API (:mod:`soundsim.api`); the message names
+    the argument and the clip(s) at fault. A :class:`ValueError` too."""
+
+
 class AudioError(SoundsimError):
     """An audio file cannot be used; ``path`` and ``reason`` say which and why."""
 

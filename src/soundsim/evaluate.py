@@ -47,6 +47,7 @@ Label counts n_L are those of the evaluated clips.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -250,9 +251,27 @@ def per_query_table(fnames: Sequence[str], index: M.LabelIndex, metrics: M.Metri
     return df
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+def check_parquet_engine() -> None:
+    """``per_query.parquet`` needs pyarrow (a core dependency of soundsim):
+    :class:`soundsim.extras.MissingDependency` when it is missing, raised
+    before anything is computed or written."""
+    from soundsim.extras import MissingDependency, is_installed
+
+    if not is_installed("pyarrow"):
+        raise MissingDependency(["pyarrow"], "writing per_query.parquet",
+                                hint="pip install pyarrow (a dependency of soundsim: reinstall soundsim)")
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    """``df`` as a Parquet file (pyarrow), in memory."""
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False, engine="pyarrow")
+    return buf.getvalue()
+
+
+def _write_bytes(data: bytes, path: Path) -> None:
     with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False, engine="pyarrow")
+        tmp.write_bytes(data)
 
 
 def _json_safe(x: Any) -> Any:
@@ -542,15 +561,18 @@ def write_setting(result: SettingResult, folder: str | Path, rankings: bool = Tr
     names: :data:`soundsim.layout.METRIC_FILES`), each atomically;
     ``rankings=False`` leaves out ``rankings.h5``. Returns the summary as
     written: ``result.summary`` with ``timings.write_s`` (the seconds spent
-    writing) added; ``result`` itself is not changed."""
+    writing) added; ``result`` itself is not changed. The Parquet table is
+    serialised before the folder is made, and ``summary.json`` is written
+    last, so a folder with a ``summary.json`` is complete."""
     t0 = time.perf_counter()
     d = Path(folder)
     files = L.SettingFiles(str(result.rankings_attrs["model"]), str(result.rankings_attrs["variation"]),
                            result.name, d)
+    per_query = _parquet_bytes(result.per_query)  # before anything is written: a failure here writes nothing
     d.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(result.per_label, files.per_label, float_format=CSV_FLOAT_FORMAT)
     write_csv_atomic(result.per_family, files.per_family, float_format=CSV_FLOAT_FORMAT)
-    _write_parquet(result.per_query, files.per_query)
+    _write_bytes(per_query, files.per_query)
     if rankings:
         write_rankings(files.rankings, result.fnames, result.indices, result.scores, result.rankings_attrs)
     summary = {**result.summary, "timings": {**result.summary["timings"], "write_s": time.perf_counter() - t0}}
@@ -674,6 +696,8 @@ def evaluate_grid(
     :func:`write_setting` / :func:`write_processing` (writing), one
     processing setting at a time."""
     out = _check_out_dir(out_dir)
+    if out is not None:
+        check_parquet_engine()
     pdir = None if out is None else Path(processed_dir) if processed_dir is not None else out / "processed"
     grid = prepare_grid(emb, clips, families, aggregations, pcas, searches, cutoffs, seed, block_size, restrict)
     log.info("evaluating %d clips x %d labels: %d setting(s), processing %s (%s)", grid.emb.n_clips,

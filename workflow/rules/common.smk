@@ -11,7 +11,8 @@ from soundsim import manifest as manifest_lib
 from soundsim import models as registry
 from soundsim import plan
 from soundsim import provenance
-from soundsim.config import load_yaml, validate_config
+from soundsim.config import find_schema, load_yaml, validate_config
+from soundsim.data import report_file
 from soundsim.datasets import collection_dataset
 from soundsim.errors import ConfigError
 from soundsim.fingerprint import weights_fingerprint
@@ -38,11 +39,15 @@ def config_error(e):
 # The config is validated once, by soundsim (the schema, defaults filled in, every problem
 # naming the key and the allowed values); then the models: section against the registry.
 try:
-    validate_config(
-        config, load_yaml(workflow.source_path("../schemas/config.schema.yaml"))
-    )
+    validate_config(config, load_yaml(find_schema()))
 except ConfigError as e:
     config_error(e)
+
+
+def caption(name):
+    """The report caption ``name`` (e.g. ``grid``): package data, src/soundsim/data/report/<name>.rst,
+    the same file an installed soundsim has."""
+    return str(report_file(name))
 
 
 # Shards of the manifest per (model, variation): extraction.shards, or --set-scatter shard=N.

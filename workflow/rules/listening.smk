@@ -18,14 +18,14 @@ rule listening_summary:
     output:
         table=report(
             LAYOUT.table("listening"),
-            caption="../report/listening_table.rst",
+            caption=caption("listening_table"),
             category="Listening test",
             subcategory="Ratings per system (table)",
         ),
         correlations=LAYOUT.table("listening_json"),
         figure=report(
             LAYOUT.figure("listening"),
-            caption="../report/listening.rst",
+            caption=caption("listening"),
             category="Listening test",
             subcategory="Ratings against MAP@15",
         ),

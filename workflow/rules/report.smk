@@ -69,7 +69,7 @@ rule table_pages:
         **{
             n: report(
                 OUT.table_page(n),
-                caption=f"../report/{TABLE_PAGE_REPORT[n][0]}.rst",
+                caption=caption(TABLE_PAGE_REPORT[n][0]),
                 category="Tables",
                 subcategory=TABLE_PAGE_REPORT[n][1],
                 labels={"table": TABLE_PAGE_REPORT[n][2]},
@@ -103,7 +103,7 @@ rule figures:
         grid=[
             report(
                 OUT.figure(grid_figure_name(n, v)),
-                caption="../report/grid.rst",
+                caption=caption("grid"),
                 category="Figures",
                 subcategory="Fig. 1: MAP@15 per setting, per model",
                 labels={"model": n, "variation": v},
@@ -114,7 +114,7 @@ rule figures:
         grid_heatmap=[
             report(
                 OUT.figure(grid_heatmap_name(n, v)),
-                caption="../report/grid_heatmap.rst",
+                caption=caption("grid_heatmap"),
                 category="Figures",
                 subcategory="Fig. 1 as heatmaps (one colour range)",
                 labels={"model": n, "variation": v},
@@ -126,35 +126,35 @@ rule figures:
         ],
         models=report(
             OUT.figure("models"),
-            caption="../report/models_figure.rst",
+            caption=caption("models_figure"),
             category="Figures",
             subcategory="Models compared",
             labels={"figure": "MAP and MR1 per model"},
         ),
         significance=report(
             OUT.figure("significance"),
-            caption="../report/significance.rst",
+            caption=caption("significance"),
             category="Figures",
             subcategory="Models compared",
             labels={"figure": "significance matrix"},
         ),
         precision_at_k=report(
             OUT.figure("precision_at_k"),
-            caption="../report/precision_at_k.rst",
+            caption=caption("precision_at_k"),
             category="Figures",
             subcategory="Models compared",
             labels={"figure": "precision@k curves"},
         ),
         families=report(
             OUT.figure("families"),
-            caption="../report/families.rst",
+            caption=caption("families"),
             category="Figures",
             subcategory="Families and labels",
             labels={"figure": "families (Fig. 2)"},
         ),
         per_label=report(
             OUT.figure("per_label"),
-            caption="../report/per_label.rst",
+            caption=caption("per_label"),
             category="Figures",
             subcategory="Families and labels",
             labels={"figure": "per label"},
