@@ -554,9 +554,10 @@ def match_names(names: Sequence[str], fnames: Sequence[str], where: str,
         else:
             unknown.append(n)
     if unknown and strict:
+        like = (f"the collection's fnames look like {first_few(list(fnames)[:3], 3, quote=True)}; " if fnames
+                else "the collection has no clips; ")
         raise SourceError(f"{where}: {len(unknown)} name(s) not in the collection: "
-                          f"{first_few(unknown, LIST_LIMIT, quote=True)} (the collection's fnames look like "
-                          f"{first_few(list(fnames)[:3], 3, quote=True)}; see soundsim.precomputed on names)")
+                          f"{first_few(unknown, LIST_LIMIT, quote=True)} ({like}see soundsim.precomputed on names)")
     if dropped:
         log.info("%s: %d clip(s) the manifest left out as bad audio are not imported: %s", where, len(dropped),
                  first_few(dropped, LIST_LIMIT, quote=True))
