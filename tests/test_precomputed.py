@@ -360,7 +360,7 @@ def demo_vectors(manifest: Path, dim: int = 16) -> dict[str, np.ndarray]:
     m = pd.read_csv(manifest, dtype={"fname": str, "labels": str})
     rng = np.random.default_rng(7)
     centroid = {lab: rng.standard_normal(dim) for lab in sorted({s.split(",")[0] for s in m["labels"]})}
-    return {f: (centroid[labs.split(",")[0]] + 1.5 * rng.standard_normal((1 + i % 3, dim))).astype(np.float32)
+    return {f: (centroid[labs.split(",")[0]] + 0.5 * rng.standard_normal((1 + i % 3, dim))).astype(np.float32)
             for i, (f, labs) in enumerate(zip(m["fname"], m["labels"], strict=True))}
 
 
