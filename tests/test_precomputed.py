@@ -250,6 +250,16 @@ def test_level_clip_with_several_rows_and_ambiguous_names(tmp_path):
                                       man, tmp_path / "e.h5", "m")
 
 
+def test_the_import_has_the_level_planning_sees(tmp_path):
+    """An HDF5 source that says level frame, one row per clip: frame, as its ModelInfo."""
+    man = write_manifest(tmp_path / "res", ["a", "b"])
+    store.write_embeddings(tmp_path / "v.h5", ["a", "b"], [np.ones(D, np.float32)] * 2,
+                           {"model": "x", "variation": "y", "level": "frame"})
+    cfg = {"kind": "precomputed", "path": str(tmp_path / "v.h5")}
+    e = store.read_embeddings(precomputed.import_embeddings(source_of(tmp_path / "v.h5"), man, tmp_path / "e.h5", "m"))
+    assert e.attrs["level"] == models.info("m", cfg).level == "frame"
+
+
 def test_an_hdf5_source_keeps_its_failed_clips(tmp_path):
     man = write_manifest(tmp_path / "res", ["a", "b"])
     store.write_embeddings(tmp_path / "v.h5", ["a"], [np.ones((2, D), np.float32)], {"model": "x", "variation": "y"},
@@ -448,3 +458,10 @@ def test_workflow_npy_folder_parquet_and_hdf5_give_equal_numbers(venv_bin, tmp_p
     assert json.loads((res / "metrics" / "vec-h5" / "precomputed" / settings[0] / "summary.json").read_text()) == before
     e = store.read_embeddings(res / "embeddings" / "vec-npy" / "precomputed.h5")
     assert np.array_equal(e.clip_rows(5), a)
+
+    # beside an extracted model: each embeddings file has its one rule
+    write_config(tmp_path, models={**mods, "aisfx": {"variations": ["x-sequential-ce"]}}, grid=grid)
+    mixed = snakemake(venv_bin, tmp_path, "-n")
+    assert mixed.returncode == 0, mixed.stderr[-3000:]
+    assert job_counts(mixed.stdout) == {"extract_shard": 1, "merge_embeddings": 1, "evaluate": 4, "tables": 1,
+                                        "table_pages": 1, "figures": 1, "all": 1, "total": 10}

@@ -595,7 +595,7 @@ def import_embeddings(
     """Import ``src`` into the embeddings file ``out_path`` (:mod:`soundsim.store`), the clips in
     the order of the manifest at ``manifest_path``; clips without a vector are failed (see the
     module docstring; ``on_missing``: ``skip`` or ``fail``, as ``extraction.on_bad_audio``);
-    ``level``: None (from the data), ``clip`` or ``frame``; ``bad_audio_path``: the manifest's
+    ``level``: None (from the data, as :func:`describe` says), ``clip`` or ``frame``; ``bad_audio_path``: the manifest's
     ``bad_audio.csv`` (names in it are not 'not in the collection'); ``fingerprint``: the
     source's (default: computed, :func:`source_fingerprint`). Returns ``out_path``."""
     from soundsim import store
@@ -630,8 +630,10 @@ def import_embeddings(
     if level == "clip" and multi:
         raise SourceError(f"{where}: level: clip but {len(multi)} clip(s) have several rows: "
                           f"{first_few(multi, LIST_LIMIT)}; set level: frame (or leave it out)")
+    # the level planning saw (describe: the model's ModelInfo), unless one is given
+    level = level or ("frame" if multi else describe(src).level)
     attrs = {
-        "model": model, "variation": variation, "level": level or ("frame" if multi else "clip"),
+        "model": model, "variation": variation, "level": level,
         "sample_rate": -1, "hop": float("nan"), "processing": "l2-pca", "env": "soundsim", "options": "{}",
         "code_version": code_version, "n_failed": len(failed), "n_imported": len(ok),
         "source": where, "source_format": src.format,
