@@ -20,6 +20,7 @@ report: str(report_file("workflow.rst"))
 include: "workflow/rules/common.smk"
 include: "workflow/rules/collection.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/precomputed.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/listening.smk"

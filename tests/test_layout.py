@@ -60,6 +60,8 @@ def test_layout_paths_and_wildcard_patterns():
         lay.table_page("models_md")
     assert lay.listening_db == Path("res/demo/listening/ratings.sqlite")
     assert lay.evaluate_log("m", "v", "max", 5) == Path("res/demo/logs/evaluate/m/v/agg-max_pca-5.log")
+    assert lay.import_log("m", "v") == Path("res/demo/logs/extract/m/v.import.log")
+    assert lay.import_benchmark("m", "v") == Path("res/demo/benchmarks/import/m/v.tsv")
     with pytest.raises(L.LayoutError, match="'nope' is not a table; known tables: all_settings"):
         lay.table("nope")
     # Snakemake wildcards in, rule patterns out

@@ -252,6 +252,18 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_embeddings(args: argparse.Namespace) -> int:
+    from soundsim import precomputed
+
+    src = precomputed.source_of(args.source, args.format, args.fnames)
+    bad = args.bad_audio
+    if bad is None and (args.manifest.parent / "bad_audio.csv").is_file():
+        bad = args.manifest.parent / "bad_audio.csv"
+    print(precomputed.import_embeddings(src, args.manifest, args.out, args.model, args.variation, level=args.level,
+                                        on_missing=args.on_missing, bad_audio_path=bad))
+    return 0
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from soundsim.datasets.common import read_families, read_ground_truth
     from soundsim.evaluate import PartialEvaluationError, evaluate_grid
@@ -445,6 +457,36 @@ def _add_merge(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     mg.set_defaults(func=_cmd_merge)
 
 
+def _add_import_embeddings(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from soundsim.precomputed import DEFAULT_VARIATION, FORMATS
+
+    im = sub.add_parser(
+        "import-embeddings", parents=[common],
+        help="import embeddings computed elsewhere into an embeddings file, in manifest order "
+             "(what the workflow's import_embeddings rule does for a model of kind precomputed)",
+        description="Sources: a folder of <fname>.npy (or <fname without extension>.npy), each (frames, D) or (D,); "
+        "an .npz (X or embeddings + fnames, or one array per clip); an .npy with --fnames (one fname per row); "
+        "a .parquet/.csv/.tsv with a fname column and vector columns (several rows per fname: frames, in file "
+        "order); a soundsim .h5. Clips of the manifest without a vector are recorded as failed (--on-missing).",
+    )
+    im.add_argument("--source", required=True, type=Path, help="the vectors: a folder or a file (see above)")
+    im.add_argument("--format", choices=FORMATS, help="the source's format (default: from the path)")
+    im.add_argument("--fnames", type=Path, help="with a single .npy: a text file, one fname per row of the array")
+    im.add_argument("--manifest", required=True, type=Path, help="the collection's manifest.csv")
+    im.add_argument("--out", required=True, type=Path, help="embeddings HDF5 to write")
+    im.add_argument("--model", required=True, help="the model name recorded in the file")
+    im.add_argument("--variation", default=DEFAULT_VARIATION, help=f"the variation (default {DEFAULT_VARIATION})")
+    im.add_argument("--level", choices=["clip", "frame"],
+                    help="default: clip when every clip has one row, else frame")
+    im.add_argument("--on-missing", choices=["skip", "fail"], default="skip",
+                    help="clips of the manifest without a vector: skip: record them as failed (left out of the "
+                         "evaluation); fail: stop, listing them")
+    im.add_argument("--bad-audio", type=Path,
+                    help="the manifest's bad_audio.csv: names listed there are dropped, not errors "
+                         "(default: bad_audio.csv beside the manifest, when present)")
+    im.set_defaults(func=_cmd_import_embeddings)
+
+
 def _add_evaluate(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     ev = sub.add_parser(
         "evaluate", parents=[common],
@@ -523,7 +565,7 @@ def _add_figures(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 #: the subcommands, in the order `soundsim --help` lists them
 SUBCOMMANDS = (_add_check_config, _add_demo_data, _add_manifest, _add_models, _add_extract, _add_merge,
-               _add_evaluate, _add_listen, _add_tables, _add_figures)
+               _add_import_embeddings, _add_evaluate, _add_listen, _add_tables, _add_figures)
 
 
 def _global_flags(p: argparse.ArgumentParser, default: object) -> None:

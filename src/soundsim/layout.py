@@ -453,6 +453,10 @@ class Layout:
     def merge_log(self, model: str, variation: str) -> Path:
         return self.dir / "logs" / "extract" / model / f"{variation}.merge.log"
 
+    def import_log(self, model: str, variation: str) -> Path:
+        """``logs/extract/<model>/<variation>.import.log``: a precomputed model's import."""
+        return self.dir / "logs" / "extract" / model / f"{variation}.import.log"
+
     def evaluate_log(self, model: str, variation: str, aggregation: str, pca: int | str | None) -> Path:
         return self.dir / "logs" / "evaluate" / model / variation / f"{processing_name(aggregation, pca)}.log"
 
@@ -464,6 +468,10 @@ class Layout:
     def merge_benchmark(self, model: str, variation: str) -> Path:
         """``benchmarks/merge/<model>/<variation>.tsv``."""
         return self.dir / "benchmarks" / "merge" / model / f"{variation}.tsv"
+
+    def import_benchmark(self, model: str, variation: str) -> Path:
+        """``benchmarks/import/<model>/<variation>.tsv``."""
+        return self.dir / "benchmarks" / "import" / model / f"{variation}.tsv"
 
     def evaluate_benchmark(self, model: str, variation: str, aggregation: str, pca: int | str | None) -> Path:
         """``benchmarks/evaluate/<model>/<variation>/<processing>.tsv``."""

@@ -10,6 +10,7 @@ from soundsim import envs
 from soundsim import manifest as manifest_lib
 from soundsim import models as registry
 from soundsim import plan
+from soundsim import precomputed
 from soundsim import provenance
 from soundsim.config import find_schema, load_yaml, validate_config
 from soundsim.data import report_file
@@ -239,3 +240,22 @@ def collection_inputs(wildcards):
         }
     keys = ["ground_truth", "vocabulary", "ontology", "families"]
     return {k: COLLECTION[k] for k in keys if COLLECTION.get(k)}
+
+
+# Precomputed models (kind precomputed, imported by import_embeddings): their sources and the sources'
+# content fingerprints (a parameter of the import: a changed vector re-imports that model).
+PRECOMPUTED = {n: c for n, c in MODELS.items() if registry.kind_of(c) == "precomputed"}
+PRECOMPUTED_SOURCE = {
+    n: precomputed.source_of_config(c) for n, c in PRECOMPUTED.items()
+}
+PRECOMPUTED_FP = {
+    n: precomputed.source_fingerprint(s) for n, s in PRECOMPUTED_SOURCE.items()
+}
+
+
+def precomputed_inputs(w):
+    """The import's inputs: the manifest, its bad-audio list, the source (and its fnames list)."""
+    lay = Layout(RESULTS, w.collection)
+    src = PRECOMPUTED_SOURCE[w.model]
+    files = {"manifest": lay.manifest, "bad_audio": lay.bad_audio, "source": src.path}
+    return files | ({"fnames": src.fnames} if src.fnames is not None else {})
