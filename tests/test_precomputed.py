@@ -305,6 +305,12 @@ def test_registry_info_of_a_precomputed_model(tmp_path):
     assert (inf.name, inf.dim, inf.level, inf.variations, inf.env, inf.trained_on) == \
         ("mine", 12, "clip", ("precomputed",), "soundsim", ("AudioSet",))
     assert models.info("mine", {**cfg, "level": "frame", "variations": ["v1"]}).level == "frame"
+    # trained_on is normalised to the canonical dataset names, and flags an FSD50K collection
+    from soundsim.training_data import training_overlap
+
+    fsd = models.info("mine", {**cfg, "trained_on": ["fsd50k", "AudioSet"]})
+    assert fsd.trained_on == ("FSD50K", "AudioSet")
+    assert str(training_overlap(fsd, "FSD50K").flag) == "true" and str(training_overlap(inf, "FSD50K").flag) == "false"
     models.check_models_config({"mine": cfg})
     grid = {"aggregations": ["mean", "max"], "pca": [10, 100, "none"]}
     warned = []

@@ -31,6 +31,7 @@ from typing import Any
 from soundsim import precomputed
 from soundsim.errors import ConfigError
 from soundsim.models import ModelInfo
+from soundsim.training_data import check_trained_on
 
 #: keys of a model's section that a precomputed model does not use (they configure audio models)
 UNUSED_KEYS = ("module", "env", "weights")
@@ -57,7 +58,7 @@ def model_info(name: str, cfg: Mapping[str, Any]) -> ModelInfo:
     except precomputed.SourceError as e:
         raise ConfigError(f"models.{name}.path: {e}") from e
     variation = variation_of(cfg)
-    trained_on = cfg.get("trained_on")
+    trained_on = check_trained_on(cfg.get("trained_on"), f"models.{name}.trained_on")
     return ModelInfo(
         name=name,
         variations=(variation,),
@@ -72,7 +73,7 @@ def model_info(name: str, cfg: Mapping[str, Any]) -> ModelInfo:
         weights_hint="none: the vectors were computed elsewhere",
         long_clips="as computed elsewhere",
         packages=("pandas", "pyarrow", "h5py"),
-        trained_on=tuple(trained_on) if trained_on is not None else None,
+        trained_on=trained_on,
     )
 
 
