@@ -101,3 +101,42 @@ def test_env_versions_read_pins_when_no_local_environment(tmp_path):
 
 def test_evaluation_code_version_is_stable():
     assert provenance.evaluation_code_version() == provenance.evaluation_code_version()
+
+
+def test_model_metadata_and_type_hints_do_not_change_a_digest(pkg):
+    """Declaring a model's training data, paper or texts does not re-embed a collection
+    (METADATA_FIELDS); its rate does. A class used only as a type hint is not followed."""
+    f = pkg / "models" / "meta.py"
+    src = textwrap.dedent('''
+        from soundsim.models import ModelInfo
+
+        INFO = ModelInfo(name="m", sample_rate=16000, description="old text", trained_on=None)
+
+
+        class Hint:
+            size = 1
+
+
+        class Used:
+            size = 2
+
+
+        def embed(x: Hint) -> Hint:
+            return x * Used.size
+    ''')
+    f.write_text(src)
+    d0 = provenance.module_digest("fakepkg.models.meta")
+    e0 = provenance.function_digest("fakepkg.models.meta", "embed")
+    f.write_text(src.replace('description="old text", trained_on=None',
+                             'description="new text", trained_on=("FSD50K",), paper=None')
+                 .replace("size = 1", "size = 10"))
+    assert provenance.module_digest("fakepkg.models.meta") != d0  # Hint changed: the module did
+    f.write_text(src.replace('description="old text", trained_on=None',
+                             'description="new text", trained_on=("FSD50K",), paper=None'))
+    assert provenance.module_digest("fakepkg.models.meta") == d0
+    f.write_text(src.replace("size = 1", "size = 10"))
+    assert provenance.function_digest("fakepkg.models.meta", "embed") == e0  # only a hint
+    f.write_text(src.replace("size = 2", "size = 20"))
+    assert provenance.function_digest("fakepkg.models.meta", "embed") != e0
+    f.write_text(src.replace("sample_rate=16000", "sample_rate=22050"))
+    assert provenance.module_digest("fakepkg.models.meta") != d0

@@ -7,9 +7,11 @@ changes), and nothing else.
 
 A code version is ``<16 hex digits>``: the sha256 of the *normalised source*
 of the code involved plus the versions of the packages it runs on. Normalised
-source = the module's syntax tree (``ast.dump``) without docstrings, so
-comments, blank lines, formatting and docstrings do not count; any change to
-what the code does does (a renamed variable too: the check is conservative).
+source = the module's syntax tree (``ast.dump``) without docstrings and
+without the descriptive ``ModelInfo(...)`` fields (:data:`METADATA_FIELDS`:
+texts, paper, training data), so comments, blank lines, formatting,
+docstrings and metadata do not count; any change to what the code does does
+(a renamed variable too: the check is conservative).
 
 * :func:`model_code_version`: a model's module, the private helper modules it
   imports (``soundsim.models._*``, transitively), the extraction functions
@@ -83,8 +85,42 @@ def _parse(source: str, filename: str) -> ast.Module:
     return ast.parse(source, filename=filename)
 
 
+#: ``ModelInfo(...)`` keywords that describe a model without changing what it computes (its
+#: paper, training data, texts, scheduling hint): left out of a model module's digest, so that
+#: declaring them does not re-embed a collection
+METADATA_FIELDS = frozenset({"description", "weights_hint", "long_clips", "paper", "trained_on",
+                             "trained_on_notes", "needs_gpu"})
+
+
+def _strip_metadata(tree: ast.AST) -> ast.AST:
+    """Drop the :data:`METADATA_FIELDS` keywords of every ``ModelInfo(...)`` call."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "ModelInfo":
+            node.keywords = [k for k in node.keywords if k.arg not in METADATA_FIELDS]
+    return tree
+
+
 def _normalised(node: ast.AST) -> str:
-    return ast.dump(_strip_docstrings(ast.parse(ast.unparse(node))), include_attributes=False)
+    tree = _strip_metadata(_strip_docstrings(ast.parse(ast.unparse(node))))
+    return ast.dump(tree, include_attributes=False)
+
+
+def _references(node: ast.AST) -> set[str]:
+    """Names ``node`` uses, leaving out type annotations (hints, never run: with
+    ``from __future__ import annotations`` not even evaluated)."""
+    out: set[str] = set()
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        for field, value in ast.iter_fields(n):
+            if field in ("annotation", "returns"):
+                continue
+            for child in value if isinstance(value, list) else [value]:
+                if isinstance(child, ast.AST):
+                    todo.append(child)
+    return out
 
 
 def module_digest(module: str) -> str:
@@ -107,7 +143,8 @@ def _top_level(tree: ast.Module) -> dict[str, ast.stmt]:
 
 def function_digest(module: str, name: str) -> str:
     """sha256 of a top-level function (or class) of ``module`` and of every other
-    top-level definition of that module it refers to by name, transitively."""
+    top-level definition of that module it refers to by name (outside type
+    annotations), transitively."""
     defs = _top_level(_tree(module))
     if name not in defs:
         raise ImportError(f"{module} has no top-level {name!r}")
@@ -118,9 +155,7 @@ def function_digest(module: str, name: str) -> str:
         if n in seen:
             continue
         seen.append(n)
-        for sub in ast.walk(defs[n]):
-            if isinstance(sub, ast.Name) and sub.id in defs and sub.id not in seen:
-                todo.append(sub.id)
+        todo += [r for r in _references(defs[n]) if r in defs and r not in seen]
     parts = [f"{n}\n{_normalised(defs[n])}" for n in sorted(seen)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
