@@ -53,5 +53,11 @@ rule merge_embeddings:
         LAYOUT.merge_benchmark("{model}", "{variation}")
     conda:
         "../../envs/soundsim.yaml"
+    params:
+        # what keys the shards, again here: the shards are temporary, so once they are gone
+        # only the merged file's own params can tell that its code, weights or options changed
+        code_version=lambda w: MODEL_CODE[w.model],
+        weights_fingerprint=lambda w: WEIGHTS_FP[(w.model, w.variation)],
+        flags=lambda w: extract_flags(w),
     script:
         "../scripts/merge_embeddings.py"
