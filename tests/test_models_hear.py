@@ -423,3 +423,48 @@ def test_hearbaseline_errors(probe_cache, tmp_path):
     # in the main env hearbaseline is not installed: the message names the module and the env
     [p] = kind.config_problems("m", {**NAIVE, "env": "soundsim"})
     assert p.startswith("models.m.module: cannot import 'hearbaseline.naive' in environment 'soundsim'")
+
+
+@pytest.mark.slow
+@pytest.mark.model_env("hear")
+def test_workflow_runs_hearbaseline_at_clip_and_frame_level_next_to_aisfx(venv_bin, tmp_path, monkeypatch):
+    """The demo collection (2 clips per class), aisfx and hearbaseline.naive at clip and at frame
+    level: embeddings, the metrics of every setting, models.csv with a row per model and its
+    intervals, the figures; a second plan finds nothing to do (the probe is cached)."""
+    env_python("hear")
+    from test_workflow import SMALL_GRID, job_counts, snakemake, write_config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    models_cfg = {"aisfx": {}, "hear-naive": {**NAIVE, "level": "clip"},
+                  "hear-naive-frames": {**NAIVE, "level": "frame", "trained_on": []}}
+    write_config(tmp_path, models=models_cfg, grid={**SMALL_GRID, "searches": ["mcss", "nns"]})
+    plan = snakemake(venv_bin, tmp_path, "-n")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    # aisfx and the frame-level model: 2 aggregations x 2 PCA; the clip-level one: 2 PCA
+    assert job_counts(plan.stdout)["evaluate"] == 4 + 2 + 4
+    assert len(list((tmp_path / "cache" / "soundsim" / "hear-probe").glob("*.json"))) == 1
+    run = snakemake(venv_bin, tmp_path, timeout=1500)
+    assert run.returncode == 0, run.stderr[-4000:]
+    res = tmp_path / "results" / "demo"
+    n = len(pd.read_csv(res / "manifest.csv"))
+    clip = store.read_embeddings(res / "embeddings" / "hear-naive" / "default.h5")
+    frame = store.read_embeddings(res / "embeddings" / "hear-naive-frames" / "default.h5")
+    assert clip.embeddings.shape == (n, 4096) and frame.dim == 4096 and frame.frame_counts.min() > 1
+    assert clip.attrs["model"] == "hear-naive" and frame.attrs["hop"] == pytest.approx(0.05)
+    table = pd.read_csv(res / "tables" / "models.csv").set_index("model")
+    assert sorted(table.index) == ["aisfx", "hear-naive", "hear-naive-frames"]
+    assert table.loc["hear-naive", "dims"] == 4096 and table.loc["hear-naive-frames", "level"] == "frame"
+    for col in ("best_map@15", "best_map@15_lo", "best_map@15_hi", "best_mr1_lo", "best_mr1_hi"):
+        assert table[col].notna().all(), col
+    assert (table["best_map@15_lo"] <= table["best_map@15"]).all()
+    assert (table["best_map@15"] <= table["best_map@15_hi"]).all()
+    all_settings = pd.read_csv(res / "tables" / "all_settings.csv")
+    assert len(all_settings) == (4 + 2 + 4) * 2 and all_settings["map@15_lo"].notna().all()
+    for f in ["models", "grid/hear-naive__default", "grid/hear-naive-frames__default", "families"]:
+        assert (res / "figures" / f"{f}.png").stat().st_size > 10_000
+    print("\nMAP@15 at each model's best setting [interval]:")
+    for model, r in table.iterrows():
+        print(f"  {model}: {r['best_map@15']:.4f} [{r['best_map@15_lo']:.4f}, {r['best_map@15_hi']:.4f}] "
+              f"({r['best_setting']})")
+    again = snakemake(venv_bin, tmp_path, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
