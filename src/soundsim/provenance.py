@@ -231,6 +231,15 @@ def env_versions(env: str, names: Sequence[str], root: Path | None = None) -> di
     return out
 
 
+def env_distributions(env: str, root: Path | None = None) -> list[str]:
+    """``name==version`` of every distribution installed in environment ``env``, sorted: this
+    interpreter's for the main env, else read from ``.venvs/<env>``'s site-packages without
+    running it (empty when it is not built)."""
+    paths = _site_packages(env, root)
+    dists = metadata.distributions() if paths is None else metadata.distributions(path=paths)
+    return sorted({f"{d.metadata['Name']}=={d.version}" for d in dists})
+
+
 # --------------------------------------------------------------------------- code versions
 
 

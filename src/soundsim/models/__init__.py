@@ -18,7 +18,12 @@ Besides the modules of this package, a model comes from:
 
 * a **plugin package**: a module with the same contract (``INFO``, ``load``),
   registered through the entry-point group :data:`ENTRY_POINT_GROUP`
-  (``soundsim.models``); found next to the built-in modules;
+  (``soundsim.models``), named after the model; found next to the built-in
+  modules (:func:`plugins`, read once per process). A plugin that fails to
+  import, is not a model module, or registers a built-in model's name or one
+  another plugin registers too, is left out with a warning naming its
+  distribution and entry point, and configuring that name is a ConfigError
+  with the same message. :func:`origin` says where a model comes from;
 * a **kind** the config defines (``models.<name>.kind``, :data:`KINDS`):
   ``hear`` wraps any module implementing the HEAR 2021 API
   (:mod:`soundsim.models._hear`), ``precomputed`` imports vectors computed

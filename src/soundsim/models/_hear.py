@@ -349,25 +349,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --------------------------------------------------------------------------- probing (from the planner)
 
 
-def _env_distributions(env: str, root: Path | None) -> list[str]:
-    """``name==version`` of every distribution installed in environment ``env``, sorted (read from
-    its site-packages, never by running it)."""
-    from importlib import metadata
-
-    from soundsim.provenance import _site_packages
-
-    paths = _site_packages(env, root)
-    dists = metadata.distributions() if paths is None else metadata.distributions(path=paths)
-    return sorted({f"{d.metadata['Name']}=={d.version}" for d in dists})
-
-
 def _cache_key(module: str, weights: str | None, env: str, python: str, root: Path | None) -> str:
     """sha256 of what a probe depends on besides the module's own files (see the module docstring)."""
     from soundsim.fingerprint import weights_fingerprint
-    from soundsim.provenance import module_digest
+    from soundsim.provenance import env_distributions, module_digest
 
     parts = {"module": module, "weights": weights_fingerprint(weights), "env": env, "python": python,
-             "distributions": _env_distributions(env, root), "pythonpath": os.environ.get("PYTHONPATH", ""),
+             "distributions": env_distributions(env, root), "pythonpath": os.environ.get("PYTHONPATH", ""),
              "code": module_digest(__name__)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
