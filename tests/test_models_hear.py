@@ -277,6 +277,9 @@ def test_weights_are_passed_as_model_file_path(tiny, tmp_path):
     assert inf.weights == "required" and models.resolve_all_weights({"tiny": cfg}) == {("tiny", "default"): str(ckpt)}
     own = models.load("tiny", None, str(ckpt), cfg=cfg).embed(x)
     assert np.allclose(own, 3.0 * default, rtol=1e-5)
+    assert models.info("tiny", tiny_cfg(weights={"default": str(ckpt)})) == inf
+    [p] = models.kind_module("hear").config_problems("tiny", tiny_cfg(weights={"other": str(ckpt)}))
+    assert p.startswith("models.tiny.weights: a model of kind 'hear' takes one path (or null; or {default: path})")
 
 
 def test_models_cli_lists_kind_models(tiny, tmp_path, capsys):

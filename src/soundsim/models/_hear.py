@@ -137,9 +137,11 @@ class HearSection:
         if level not in LEVEL_API:
             raise ConfigError(f"models.{name}.level: {level!r} is not allowed; allowed values: 'clip', 'frame'")
         weights = cfg.get("weights")
+        if isinstance(weights, Mapping) and set(weights) <= {VARIATION}:  # {default: path}, as weights_of gives
+            weights = weights.get(VARIATION)
         if weights is not None and not isinstance(weights, str):
-            raise ConfigError(f"models.{name}.weights: a model of kind 'hear' takes one path (or null), "
-                              f"passed to {module}.load_model(model_file_path)")
+            raise ConfigError(f"models.{name}.weights: a model of kind 'hear' takes one path (or null; or "
+                              f"{{{VARIATION}: path}}), passed to {module}.load_model(model_file_path)")
         trained = cfg.get("trained_on")
         return cls(name, module.strip(), weights or None, str(cfg.get("env") or DEFAULT_ENV), level,
                    tuple(trained) if trained is not None else None)
