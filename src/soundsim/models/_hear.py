@@ -327,9 +327,10 @@ def probe_here(module_name: str, weights: str | None) -> Probe:
     files = _source_files(mod)
     digest = None
     if files:
+        root = Path(os.path.commonpath([f.parent for f in files]))
         h = hashlib.sha256()
-        for f in files:
-            h.update(f"{f.name}\n".encode() + f.read_bytes())
+        for f in files:  # relative path and bytes of every file
+            h.update(f"{f.relative_to(root)}\n".encode() + f.read_bytes())
         digest = h.hexdigest()
     dist, version = _distribution(module_name)
     sources = {str(f): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
@@ -577,8 +578,11 @@ class HearEmbedder:
                 raise ConfigError(f"{module} has no function {f}, which level {level!r} needs (HEAR 2021 API)")
         self.call = HearCall(mod, weights, device)
         self.level = level
-        self.sample_rate = _int_attribute(self.call.model, "sample_rate", module)
-        self.dim = _int_attribute(self.call.model, attr, module)
+        try:
+            self.sample_rate = _int_attribute(self.call.model, "sample_rate", module)
+            self.dim = _int_attribute(self.call.model, attr, module)
+        except ProbeError as e:
+            raise ConfigError(e.message) from e
         self.name = module
         self.chunk_seconds = chunk_seconds
         self._hop: float | None = None
