@@ -15,7 +15,7 @@ PIP    := python -m pip install --quiet --disable-pip-version-check
 # needs DEMO_ENVS; the test suite runs the model tests of every env in TEST_ENVS
 # (a model test whose env is not built is skipped, saying so); `make envs` builds ENVS.
 DEMO_ENVS ?= musicnn
-TEST_ENVS ?= musicnn essentia-tf msclap laion-clap
+TEST_ENVS ?= musicnn essentia-tf msclap laion-clap hear
 ENVS   ?= $(TEST_ENVS)
 stamps = $(foreach e,$(1),.venvs/$(e)/.soundsim-installed)
 

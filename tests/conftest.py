@@ -216,19 +216,23 @@ def chirp(seconds: float, sr: int, seed: int) -> np.ndarray:
 
 
 EXTRACT_ONE_SHARD = '''
-import sys
+import json, sys
 from soundsim import extract
-man, model, variation, out, weights = sys.argv[1:6]
-shard = extract.extract_shard(man, model, variation, 0, 1, out + ".shard", weights=weights or None, progress=False)
+man, model, variation, out, weights, model_cfg, options = sys.argv[1:8]
+shard = extract.extract_shard(man, model, variation or None, 0, 1, out + ".shard", weights=weights or None,
+                              progress=False, model_cfg=json.loads(model_cfg), options=json.loads(options))
 extract.merge_shards([shard], out)
 '''
 
 
-def extract_offline(env: str, manifest: Path, model: str, variation: str, out: Path,
-                    weights: Path | str | None = None) -> None:
+def extract_offline(env: str, manifest: Path, model: str, variation: str | None, out: Path,
+                    weights: Path | str | None = None, model_cfg: dict | None = None,
+                    options: dict | None = None) -> None:
     """Extract ``manifest`` with one model/variation as one shard and merge it into ``out``,
-    in environment ``env`` with networking disabled (see :func:`run_offline`)."""
-    run_offline(env, EXTRACT_ONE_SHARD, str(manifest), model, variation, str(out), str(weights or ""))
+    in environment ``env`` with networking disabled (see :func:`run_offline`); ``model_cfg``:
+    the model's config section, for a model of a kind (``models.<name>.kind``)."""
+    run_offline(env, EXTRACT_ONE_SHARD, str(manifest), model, variation or "", str(out), str(weights or ""),
+                json.dumps(model_cfg), json.dumps(options or {}))
 
 
 def brute_force_keys(Z: np.ndarray, search: str) -> np.ndarray:

@@ -88,7 +88,7 @@ def _weights_status(inf, variation: str, mcfg: dict, weights_dir: str | None) ->
     """'found: <path>', 'not found: <path>', 'bundled' or 'not configured'."""
     from soundsim import models
 
-    path = (mcfg.get("weights") or {}).get(variation)
+    path = models.weights_of(inf, mcfg).get(variation)
     if path:
         return ("found: " if Path(path).exists() else "not found: ") + str(path)
     default = models.default_weights_path(inf, variation, weights_dir)
@@ -131,19 +131,35 @@ def _cmd_models(args: argparse.Namespace) -> int:
                      rows)
         print(f"({len(rows)} models of the paper's Table II; dims: native embedding size as in the paper)")
         return 0
-    rows = []
-    for name, inf in models.available().items():
-        mcfg = cfg_models.get(name, {})
+    rows, problems = [], []
+    listed: dict[str, tuple] = {name: (inf, None) for name, inf in models.available().items()}
+    for name, mcfg in cfg_models.items():  # models of a kind (models.<name>.kind), after the registered ones
+        if models.kind_of(mcfg) is not None:
+            try:
+                listed[name] = (models.info(name, mcfg), mcfg)
+            except (SoundsimError, ImportError) as e:
+                problems.append(str(e))
+                listed[name] = (None, mcfg)
+    for name, (inf, kind_cfg) in listed.items():
+        mcfg = cfg_models.get(name) or {}
+        if inf is None:  # a model of a kind whose section has a problem (printed below the table)
+            rows.append((name, "?", str(mcfg.get("env") or "soundsim"), "?", str(mcfg.get("level") or "?"), "?",
+                         "?", "?", "yes" if mcfg.get("enabled", True) else "", models.origin(name, mcfg), "?"))
+            continue
         wanted = mcfg.get("variations") or [inf.default_variation]
         for v in inf.variations:
             enabled = "yes" if name in cfg_models and mcfg.get("enabled", True) and v in wanted else ""
             rows.append((name, v + (" *" if v == inf.default_variation else ""), inf.env, env_status(inf.env),
                          inf.level, str(inf.dim_of(v)), str(inf.sample_rate),
-                         _weights_status(inf, v, mcfg, weights_dir), enabled, short_training(inf)))
-    _print_table(("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config",
+                         _weights_status(inf, v, mcfg, weights_dir), enabled, models.origin(name, kind_cfg),
+                         short_training(inf)))
+    _print_table(("model", "variation", "env", "env ready", "level", "dim", "rate", "weights", "in config", "from",
                   "trained on"), rows)
-    print("(* default variation; weights: models.<name>.weights.<variation>, else <weights_dir>/<official file name>;"
-          " trained on: the datasets of its training data, in full with --training-data)")
+    print("(* default variation; weights: models.<name>.weights.<variation>, else <weights_dir>/<official file name>; "
+          "from: built in, plugin <distribution> <version> (entry-point group soundsim.models), or config "
+          "(models.<name>.kind); trained on: the datasets of its training data, in full with --training-data)")
+    for p in problems:
+        print(f"problem: {p}")
     return 0
 
 
@@ -163,7 +179,9 @@ def _print_training_data(cfg: dict) -> int:
         head += (f"on {dataset or 'the collection (dataset not declared)'}",)
     head += ("trained on (paper / model card)",)
     rows = []
-    for name, inf in models.available().items():
+    infos = dict(models.available())
+    infos.update({n: models.info(n, c) for n, c in (cfg.get("models") or {}).items() if models.kind_of(c)})
+    for name, inf in infos.items():
         row: tuple[str, ...] = (name,)
         if "collection" in cfg:
             ov = TD.training_overlap(inf, dataset)

@@ -14,7 +14,10 @@ docstrings and metadata do not count; any change to what the code does does
 (a renamed variable too: the check is conservative).
 
 * :func:`model_code_version`: a model's module, the private helper modules it
-  imports (``soundsim.models._*``, transitively), the extraction functions
+  imports (``soundsim.models._*``, transitively; for a plugin package's model, the
+  modules of its own package it imports and the distribution's name and version;
+  for a model of a kind, what the kind module's ``code_parts`` adds, e.g. the HEAR
+  module's distribution, version and source digest), the extraction functions
   that shape every model's input and output (:data:`EXTRACTION_FUNCTIONS`:
   decode, downmix, resample, pad, checks), and the versions of the packages the
   model declares (``ModelInfo.packages``) plus those of decoding
@@ -178,15 +181,25 @@ def _imported_modules(module: str) -> set[str]:
     return out
 
 
-def private_helpers(module: str, package: str = "soundsim.models") -> list[str]:
-    """The private helper modules (``<package>._*``) ``module`` imports, transitively."""
-    pattern = re.compile(rf"^{re.escape(package)}\._[A-Za-z0-9_]+$")
+def _is_module(name: str) -> bool:
+    """Whether ``name`` is an importable module (not a function or class imported from one)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def private_helpers(module: str, package: str = "soundsim.models", private: bool = True) -> list[str]:
+    """The private helper modules (``<package>._*``) ``module`` imports, transitively;
+    ``private=False``: every module of ``package`` it imports (a plugin's own package)."""
+    tail = r"\._[A-Za-z0-9_]+$" if private else r"(\.[A-Za-z0-9_]+)*$"
+    pattern = re.compile(rf"^{re.escape(package)}{tail}")
     found: set[str] = set()
     todo = [module]
     while todo:
         m = todo.pop()
         for imp in _imported_modules(m):
-            if pattern.match(imp) and imp not in found and importlib.util.find_spec(imp) is not None:
+            if pattern.match(imp) and imp not in found and _is_module(imp):
                 found.add(imp)
                 todo.append(imp)
     return sorted(found)
@@ -253,6 +266,15 @@ def env_versions(env: str, names: Sequence[str], root: Path | None = None) -> di
     return out
 
 
+def env_distributions(env: str, root: Path | None = None) -> list[str]:
+    """``name==version`` of every distribution installed in environment ``env``, sorted: this
+    interpreter's for the main env, else read from ``.venvs/<env>``'s site-packages without
+    running it (empty when it is not built)."""
+    paths = _site_packages(env, root)
+    dists = metadata.distributions() if paths is None else metadata.distributions(path=paths)
+    return sorted({f"{d.metadata['Name']}=={d.version}" for d in dists})
+
+
 # --------------------------------------------------------------------------- code versions
 
 
@@ -273,6 +295,12 @@ def model_code_parts(name: str, root: Path | None = None, cfg: Mapping[str, obje
     parts: dict[str, object] = {module: module_digest(module)}
     for helper in private_helpers(module):
         parts[helper] = module_digest(helper)
+    plugin = models.plugins().models.get(name) if models.kind_of(cfg) is None else None
+    if plugin is not None:  # a plugin package's model: its version and its package's modules it imports
+        parts["plugin"] = {"distribution": plugin.distribution, "version": plugin.version}
+        for helper in private_helpers(module, module.split(".")[0], private=False):
+            if helper != module:
+                parts[helper] = module_digest(helper)
     for ref in EXTRACTION_FUNCTIONS:
         m, f = ref.split(":")
         parts[ref] = function_digest(m, f)

@@ -18,7 +18,12 @@ Besides the modules of this package, a model comes from:
 
 * a **plugin package**: a module with the same contract (``INFO``, ``load``),
   registered through the entry-point group :data:`ENTRY_POINT_GROUP`
-  (``soundsim.models``); found next to the built-in modules;
+  (``soundsim.models``), named after the model; found next to the built-in
+  modules (:func:`plugins`, read once per process). A plugin that fails to
+  import, is not a model module, or registers a built-in model's name or one
+  another plugin registers too, is left out with a warning naming its
+  distribution and entry point, and configuring that name is a ConfigError
+  with the same message. :func:`origin` says where a model comes from;
 * a **kind** the config defines (``models.<name>.kind``, :data:`KINDS`):
   ``hear`` wraps any module implementing the HEAR 2021 API
   (:mod:`soundsim.models._hear`), ``precomputed`` imports vectors computed
@@ -41,10 +46,12 @@ clips before calling it, so every model sees the same, documented input.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, Protocol
@@ -52,6 +59,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from soundsim.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,8 @@ def kind_module(kind: str) -> ModuleType:
     return importlib.import_module(KINDS[kind])
 
 
-def _modules() -> dict[str, ModuleType]:
+def _builtin_modules() -> dict[str, ModuleType]:
+    """Model name -> module, for the public modules of this package."""
     found: dict[str, ModuleType] = {}
     for m in pkgutil.iter_modules(__path__):
         if m.name.startswith("_"):
@@ -234,24 +244,134 @@ def _modules() -> dict[str, ModuleType]:
         info = getattr(mod, "INFO", None)
         if isinstance(info, ModelInfo):
             found[info.name] = mod
+    return found
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A model module registered by an installed distribution through :data:`ENTRY_POINT_GROUP`."""
+
+    distribution: str  # the distribution's name
+    version: str
+    entry_point: str  # ``name = value`` as the distribution declares it
+    module: ModuleType | None  # None when it failed (see :attr:`Plugins.problems`)
+
+    def where(self) -> str:
+        """``plugin <dist> <version> (entry point <name = value>)``, for messages."""
+        return f"plugin {self.distribution} {self.version} (entry point {self.entry_point})"
+
+
+@dataclass(frozen=True)
+class Plugins:
+    """What the installed plugin packages offer: model name -> its plugin, and model (or entry
+    point) name -> why it is not usable (failed to import, no INFO/load, name taken)."""
+
+    models: dict[str, Plugin]
+    problems: dict[str, str]
+
+
+def _entry_point_distribution(ep: Any) -> tuple[str, str]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return "(unknown distribution)", "?"
+    return str(dist.metadata["Name"]), str(dist.version)
+
+
+def _plugin_module(ep: Any, where: str) -> ModuleType:
+    """The model module an entry point names; a ConfigError saying why it is not one."""
+    try:
+        mod = ep.load()
+    except Exception as e:  # noqa: BLE001 - a broken plugin must not break the registry
+        raise ConfigError(f"{where} failed to import: {type(e).__name__}: {e}") from e
+    if not isinstance(getattr(mod, "INFO", None), ModelInfo) or not callable(getattr(mod, "load", None)):
+        raise ConfigError(f"{where} is not a soundsim model module: it needs INFO (a "
+                          f"soundsim.models.ModelInfo) and load(variation, weights, device, **options)")
+    return mod
+
+
+@lru_cache(maxsize=1)
+def plugins() -> Plugins:
+    """The model modules of the installed plugin packages (entry-point group
+    :data:`ENTRY_POINT_GROUP`), read once per process. A plugin that fails to import, is not a
+    model module, or whose model name is a built-in model's or another plugin's, is left out
+    with a warning naming its distribution and entry point; using that name then gives the
+    same message as a ConfigError (:func:`get`)."""
+    from importlib.metadata import entry_points
+
+    builtin = _builtin_modules()
+    found: dict[str, Plugin] = {}
+    problems: dict[str, str] = {}
+    twice: set[str] = set()  # model names left out because of a clash
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        dist, version = _entry_point_distribution(ep)
+        plugin = Plugin(dist, version, f"{ep.name} = {ep.value}", None)
+        try:
+            mod = _plugin_module(ep, plugin.where())
+        except ConfigError as e:
+            problems[ep.name] = str(e)
+            log.warning("soundsim: %s; it is left out", e)
+            continue
+        name = mod.INFO.name
+        if name in builtin:
+            problems[name] = f"{plugin.where()} registers model {name!r}, the name of a built-in model"
+        elif name in found:
+            problems[name] = (f"model {name!r} is registered twice: by {found.pop(name).where()} and by "
+                              f"{plugin.where()}; uninstall one")
+        elif name in twice:
+            problems[name] += f"; also by {plugin.where()}"
+        else:
+            found[name] = Plugin(dist, version, plugin.entry_point, mod)
+            if ep.name != name:
+                log.warning("soundsim: %s registers model %r under another name; name the entry point after "
+                            "the model (%s = %s)", plugin.where(), name, name, ep.value)
+            continue
+        twice.add(name)
+        log.warning("soundsim: %s; it is left out", problems[name])
+    return Plugins(found, problems)
+
+
+def _modules() -> dict[str, ModuleType]:
+    """Model name -> module: the built-in modules of this package and those of the plugin
+    packages (:func:`plugins`), sorted by name."""
+    found = _builtin_modules()
+    found.update({name: p.module for name, p in plugins().models.items() if p.module is not None})
     return dict(sorted(found.items()))
 
 
 def available() -> dict[str, ModelInfo]:
-    """Every registered model, by name."""
+    """Every registered model (built in or from a plugin package), by name."""
     return {name: mod.INFO for name, mod in _modules().items()}
 
 
+def origin(name: str, cfg: Mapping[str, Any] | None = None) -> str:
+    """Where model ``name`` comes from: ``built in``, ``plugin <dist> <version>`` or, for a model
+    of a kind, ``config (kind <kind>)``."""
+    kind = kind_of(cfg)
+    if kind is not None:
+        return f"config (kind {kind})"
+    p = plugins().models.get(name)
+    return f"plugin {p.distribution} {p.version}" if p is not None else "built in"
+
+
+def unknown_model(name: str, known: Mapping[str, Any] | None = None) -> str:
+    """The message for a model name the registry does not have: why a plugin of that name is
+    left out, else the known names."""
+    problem = plugins().problems.get(name)
+    if problem is not None and name not in plugins().models:
+        return f"models.{name}: {problem}"
+    names = ", ".join(known if known is not None else _modules())
+    return f"models.{name}: unknown model; known models: {names} (or give it a kind: {', '.join(KINDS)})"
+
+
 def get(name: str, cfg: Mapping[str, Any] | None = None) -> ModuleType:
-    """The module that loads model ``name``: its registered module, or the kind module of
-    ``cfg["kind"]``; a clear error lists the known names."""
+    """The module that loads model ``name``: its registered module (built in or a plugin's), or
+    the kind module of ``cfg["kind"]``; a clear error lists the known names."""
     kind = kind_of(cfg)
     if kind is not None:
         return kind_module(kind)
     mods = _modules()
     if name not in mods:
-        raise ConfigError(f"models.{name}: unknown model; known models: {', '.join(mods)} "
-                          f"(or give it a kind: {', '.join(KINDS)})")
+        raise ConfigError(unknown_model(name, mods))
     return mods[name]
 
 
@@ -440,8 +560,7 @@ def check_models_config(models_cfg: Mapping[str, Any]) -> None:
         elif name in known:
             inf = known[name]
         else:
-            problems.append(f"models.{name}: unknown model; known models: {', '.join(known)} "
-                            f"(or give it a kind: {', '.join(KINDS)})")
+            problems.append(unknown_model(name, known))
             continue
         for v in cfg.get("variations") or [inf.default_variation]:
             if v not in inf.variations:
