@@ -218,6 +218,29 @@ def test_tiny_module_extraction_resamples_to_its_rate_and_records_it(tiny, tmp_p
         assert np.array_equal(e.clip_rows(1), models.load("tiny", None, cfg=cfg).embed(x))
 
 
+def test_the_extract_cli_embeds_a_kind_model_from_the_flags_the_workflow_passes(tiny, tmp_path):
+    """`soundsim extract` as the extract_shard rule runs it: the model's section as --model-config
+    (soundsim.envs.extract_flags), in a subprocess; the file equals extract_shard's."""
+    import shlex
+    import subprocess
+
+    from soundsim import envs
+
+    paths = write_clips(tmp_path / "audio", {"a": (1.0, 44100, 1), "b": (0.4, 16000, 1)})
+    man = write_manifest(tmp_path, paths)
+    cfg = tiny_cfg(level="frame", options={"chunk_seconds": 30})
+    flags = shlex.split(envs.extract_flags(None, None, cfg["options"], cfg))
+    out = tmp_path / "cli.h5"
+    r = subprocess.run([sys.executable, "-m", "soundsim.cli", "extract", "--manifest", str(man), "--model", "tiny",
+                        "--out", str(out), "-q", *flags], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    ref = extract.extract_shard(man, "tiny", None, 0, 1, tmp_path / "ref.h5", progress=False,
+                                options=cfg["options"], model_cfg=cfg)
+    a, b = store.read_embeddings(out), store.read_embeddings(ref)
+    assert a.fnames == b.fnames == ["a", "b"] and np.array_equal(a.embeddings, b.embeddings)
+    assert json.loads(a.attrs["options"]) == {"chunk_seconds": 30.0}
+
+
 def test_tiny_module_code_version_follows_its_source_and_level(tiny):
     v = provenance.model_code_version("tiny", cfg=tiny_cfg())
     parts = provenance.model_code_parts("tiny", cfg=tiny_cfg())

@@ -244,9 +244,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from soundsim import extract, extras, models
 
-    inf = models.info(args.model)
-    # before anything is read or written: every optional package the model declares
-    missing = extras.missing_modules(inf.packages)
+    model_cfg = _model_config(args.model_config)
+    inf = models.info(args.model, model_cfg)
+    # before anything is read or written: every optional package the model declares (a model of a
+    # kind records the versions of packages it may not need; its kind module checks what it needs)
+    missing = [] if models.kind_of(model_cfg) else extras.missing_modules(inf.packages)
     if missing:
         hint = extras.install_hint(missing)
         if inf.env != "soundsim":
@@ -257,7 +259,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         args.manifest, args.model, args.variation, args.shard, args.shards, args.out,
         weights=args.weights, device=args.device, options=_parse_options(args.option),
         on_bad_audio=args.on_bad_audio, progress=not args.quiet, reuse=args.reuse, code_version=args.code_version,
-        weights_fingerprint=args.weights_fingerprint, model_cfg=_model_config(args.model_config),
+        weights_fingerprint=args.weights_fingerprint, model_cfg=model_cfg,
     )
     print(out)
     return 0
