@@ -489,7 +489,7 @@ def _add_import_embeddings(sub: argparse._SubParsersAction, common: argparse.Arg
         "a .parquet/.csv/.tsv with a fname column and vector columns (several rows per fname: frames, in file "
         "order); a soundsim .h5. Clips of the manifest without a vector are recorded as failed (--on-missing).",
     )
-    im.add_argument("--source", required=True, type=Path, help="the vectors: a folder or a file (see above)")
+    im.add_argument("--source", "--path", dest="source", required=True, type=Path, help="the vectors: a folder or a file (see above); the config's models.<name>.path")
     im.add_argument("--format", choices=FORMATS, help="the source's format (default: from the path)")
     im.add_argument("--fnames", type=Path, help="with a single .npy: a text file, one fname per row of the array")
     im.add_argument("--manifest", required=True, type=Path, help="the collection's manifest.csv")
