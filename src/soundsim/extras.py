@@ -35,6 +35,7 @@ EXTRA_OF: dict[str, str] = {
     "flask": "listen",
     "werkzeug": "listen",
     "jinja2": "listen",
+    "faiss": "service",
     "pytest": "test",
     "hypothesis": "test",
     "selenium": "test",
