@@ -250,3 +250,58 @@ def brute_force_keys(Z: np.ndarray, search: str) -> np.ndarray:
         out[q] = {"mips": d, "mcss": d / (norm[q] * norm), "nns": 2 * d - sq}[search]
         out[q, q] = -np.inf
     return out
+
+
+# --------------------------------------------------------------------------- a small real similarity index
+
+INDEX_LABELS = ("Bird", "Engine", "Bell")
+
+
+def build_small_collection(folder: Path, per_label: int = 6) -> dict[str, Path]:
+    """``per_label`` real audio files (chirps, 1-2 s, 22.05 kHz) per label of
+    :data:`INDEX_LABELS`, their manifest (labels as ``Label``), and their aisfx
+    embeddings (the real model, in this process: one shard, merged)."""
+    import pandas as pd
+
+    from soundsim import extract
+
+    audio = folder / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    paths, labels = [], []
+    for li, label in enumerate(INDEX_LABELS):
+        for j in range(per_label):
+            p = audio / f"{label.lower()}{j:02d}.wav"
+            x = chirp(1.0 + (j % 2), 22050, seed=li * 3)  # one family of chirps per label
+            x = x * (0.5 + 0.1 * j) + 0.01 * np.random.default_rng(100 * li + j).standard_normal(len(x))
+            sf.write(p, x.astype(np.float32), 22050, subtype="PCM_16")
+            paths.append(p)
+            labels.append(label)
+    man = write_manifest(folder, paths)
+    df = pd.read_csv(man)
+    df["labels"] = labels
+    df.to_csv(man, index=False)
+    emb = folder / "aisfx.h5"
+    shard = extract.extract_shard(man, "aisfx", None, 0, 1, folder / "aisfx.shard.h5", progress=False)
+    extract.merge_shards([shard], emb)
+    return {"folder": folder, "audio": audio, "manifest": man, "embeddings": emb}
+
+
+@pytest.fixture(scope="session")
+def small_collection(tmp_path_factory) -> dict[str, Path]:
+    """A session-wide :func:`build_small_collection` (18 clips, aisfx embeddings); read-only."""
+    return build_small_collection(tmp_path_factory.mktemp("small-collection"))
+
+
+@pytest.fixture
+def small_index(tmp_path, small_collection) -> Callable[..., Path]:
+    """small_index(type='flat', setting='agg-mean_pca-8_search-mcss', **params) -> a fresh index
+    folder of :func:`small_collection`, built by soundsim.service.index.build_index_from."""
+    from soundsim.service.index import build_index_from
+
+    def _build(type: str = "flat", setting: str = "agg-mean_pca-8_search-mcss", name: str = "index",
+               **params) -> Path:
+        out = tmp_path / name
+        build_index_from(small_collection["embeddings"], small_collection["manifest"], setting, out, type, params)
+        return out
+
+    return _build

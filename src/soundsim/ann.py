@@ -84,6 +84,9 @@ class IndexError_(SoundsimError):
 
 
 def _faiss() -> Any:
+    import logging
+
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its CPU-feature probing
     import faiss  # the CLI turns a missing module into "pip install 'soundsim[service]'"
 
     return faiss

@@ -11,6 +11,9 @@
     soundsim listen [--collection demo] [--results results] [--host 127.0.0.1] [--port 8000] [--config ...]
     soundsim tables [--config config.yaml]
     soundsim figures [--config config.yaml]
+    soundsim index [--config config.yaml] [--system MODEL/VARIATION/SETTING] [--type flat|hnsw|ivf|ivf-sq8|ivf-pq|freesound] --out DIR
+    soundsim index add|remove|info|export DIR ...
+    soundsim query DIR (--audio FILE... | --fname NAME...) [-k 15] [--json]
 
 Errors in the user's input (config, collection, audio) print one clear message
 and exit with status 2; ``--debug`` shows the traceback. So does a missing
@@ -583,9 +586,22 @@ def _add_figures(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     f.set_defaults(func=_cmd_figures)
 
 
+def _add_index(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from soundsim.service.cli import add_index
+
+    add_index(sub, common)
+
+
+def _add_query(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from soundsim.service.cli import add_query
+
+    add_query(sub, common)
+
+
 #: the subcommands, in the order `soundsim --help` lists them
 SUBCOMMANDS = (_add_check_config, _add_demo_data, _add_manifest, _add_models, _add_extract, _add_merge,
-               _add_import_embeddings, _add_evaluate, _add_listen, _add_tables, _add_figures)
+               _add_import_embeddings, _add_evaluate, _add_listen, _add_tables, _add_figures, _add_index,
+               _add_query)
 
 
 def _global_flags(p: argparse.ArgumentParser, default: object) -> None:

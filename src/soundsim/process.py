@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -231,16 +232,20 @@ def pca_reduce(X: np.ndarray, n_components: int | str | None, seed: int = 0) -> 
             f"PCA with {k} components is impossible for {n} clips of dimension {d}: "
             f"n_components must be <= min(N, D) = {min(n, d)}"
         )
-    solver = pca_solver(n, d)
-    model = PCA(n_components=k, svd_solver=solver, random_state=seed)
-    Z = model.fit_transform(X)
+    Z, model = _fit_pca(X, k, seed)
     info = {
         "pca": k,
-        "svd_solver": solver,
+        "svd_solver": model.svd_solver,
         "random_state": seed,
         "explained_variance_ratio": float(np.sum(model.explained_variance_ratio_)),
     }
     return Z, info
+
+
+def _fit_pca(X: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, PCA]:
+    """``PCA(k, svd_solver=pca_solver(N, D), random_state=seed).fit_transform(X)`` and the model."""
+    model = PCA(n_components=k, svd_solver=pca_solver(*X.shape), random_state=seed)
+    return model.fit_transform(X), model
 
 
 def minmax_scale(X: np.ndarray) -> np.ndarray:
@@ -300,3 +305,104 @@ def normalize_for_search(Z: np.ndarray, search: str, fnames: Sequence[str] | Non
     if search == "mcss":
         return l2_normalize(Z, fnames, "PCA output, before cosine search")
     return np.asarray(Z, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- fitted processing
+
+
+@dataclass
+class FittedProcessing:
+    """The processing of one setting, fitted on a collection, to apply to new clips exactly as
+    the collection was processed (a similarity service's queries and additions).
+
+    ``transform`` of a clip's frames (F, D): aggregate (``aggregation``), then step 2 of
+    ``order`` with the *stored* statistics (L2: ``x/|x|``; min-max: ``(x - lo) / span``
+    where ``span > 0``, else 0, with the collection's ``lo`` and ``span``; a new clip may
+    fall outside [0, 1]), then the stored PCA ``(x - mean) C^T`` (``C``: the components,
+    k x D), or nothing for ``pca = None``. The result is the processing output ``Z``
+    (:func:`process`); the search's final normalisation is the search's (MCSS: cosine).
+    A collection clip transformed this way reproduces its row of ``Z`` to ~1e-12
+    (``fit_transform`` and ``transform`` differ only in rounding)."""
+
+    aggregation: str
+    order: str
+    pca: int | None
+    seed: int = 0
+    lo: np.ndarray | None = None
+    span: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    components: np.ndarray | None = None
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the processing output."""
+        if self.components is not None:
+            return int(self.components.shape[0])
+        return int(self.lo.shape[0]) if self.lo is not None else -1
+
+    def transform_clip_vectors(self, X_agg: np.ndarray, fnames: Sequence[str] | None = None) -> np.ndarray:
+        """Steps 2-3 with the stored statistics, for aggregated clip vectors (n, D) -> (n, k)."""
+        X = np.atleast_2d(np.asarray(X_agg, dtype=np.float64))
+        if self.order == "l2-pca":
+            X = l2_normalize(X, fnames, "new clip vectors")
+        elif self.order == "minmax-pca":
+            assert self.lo is not None and self.span is not None
+            X = np.where(self.span > 0, (X - self.lo) / np.where(self.span > 0, self.span, 1.0), 0.0)
+        else:
+            raise ProcessingError(f"unknown processing order {self.order!r}")
+        if self.components is not None:
+            assert self.mean is not None
+            X = (X - self.mean) @ self.components.T
+        return X
+
+    def transform(self, frames: Sequence[np.ndarray], fnames: Sequence[str] | None = None) -> np.ndarray:
+        """Clips' frame arrays (each (F_i, D)) -> processing output (n, k), float64."""
+        if not len(frames):
+            raise ProcessingError("no clips to transform")
+        rows = [np.atleast_2d(np.asarray(f)) for f in frames]
+        offsets = np.concatenate([[0], np.cumsum([r.shape[0] for r in rows])])
+        X = aggregate(np.concatenate(rows, axis=0), offsets, self.aggregation, fnames)
+        return self.transform_clip_vectors(X, fnames)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """For ``np.savez``: every field, scalars as 0-d arrays, missing arrays left out."""
+        out: dict[str, np.ndarray] = {"aggregation": np.array(self.aggregation), "order": np.array(self.order),
+                                      "pca": np.array(-1 if self.pca is None else self.pca), "seed": np.array(self.seed)}
+        for k in ("lo", "span", "mean", "components"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = np.asarray(v, dtype=np.float64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, a: Mapping[str, np.ndarray]) -> FittedProcessing:
+        pca = int(a["pca"])
+        return cls(str(a["aggregation"]), str(a["order"]), None if pca < 0 else pca, int(a["seed"]),
+                   *(np.asarray(a[k]) if k in a else None for k in ("lo", "span", "mean", "components")))
+
+
+def fit_processing(
+    embeddings: np.ndarray, offsets: np.ndarray, aggregation: str, pca: int | str | None, order: str = "l2-pca",
+    seed: int = 0, fnames: Sequence[str] | None = None,
+) -> tuple[np.ndarray, FittedProcessing]:
+    """The collection's processing output ``Z`` (exactly :func:`aggregate` then :func:`process`,
+    as the evaluation computes it) and the :class:`FittedProcessing` that applies it to new clips."""
+    X = aggregate(embeddings, offsets, aggregation, fnames)
+    lo = span = None
+    if order == "minmax-pca":
+        lo = X.min(axis=0)
+        span = X.max(axis=0) - lo
+    Xn = normalise(X, order, fnames, "aggregated clip vectors")
+    k = parse_pca(pca)
+    mean = comps = None
+    if k is None:
+        Z = Xn
+    else:
+        n, d = Xn.shape
+        if k > min(n, d):
+            raise ProcessingError(f"PCA with {k} components is impossible for {n} clips of dimension {d}")
+        Z, model = _fit_pca(Xn, k, seed)
+        mean, comps = model.mean_.astype(np.float64), model.components_.astype(np.float64)
+    if not np.all(np.isfinite(Z)):
+        raise ProcessingError("PCA output is not finite")
+    return Z, FittedProcessing(aggregation, order, k, seed, lo, span, mean, comps)
