@@ -343,6 +343,7 @@ class SimilarityIndex:
             if self.manifest.get("model_config") and self.manifest["model_config"].get("kind") == "precomputed":
                 raise QueryError(f"the index {self.root} holds precomputed embeddings ({self.manifest['model']}): "
                                  f"soundsim cannot embed new audio for it; query by --fname")
+            check_model_unchanged(self.manifest, self.root)
             self._client = EmbedClient(spec_of(self.manifest))
         return self._client
 
@@ -377,6 +378,33 @@ class SimilarityIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_model_unchanged(manifest: Mapping[str, Any], root: Path) -> None:
+    """Refuse to embed new audio when the model's code or weights are no longer those the index
+    was built with (the new vectors would not be comparable with the stored ones): the model
+    code version (:func:`soundsim.provenance.model_code_version`) and the weights fingerprint
+    must equal the manifest's."""
+    from soundsim.fingerprint import weights_fingerprint
+    from soundsim.provenance import model_code_version
+
+    name = str(manifest["model"])
+    problems = []
+    stored_code = manifest.get("model_code_version")
+    if stored_code:
+        now = model_code_version(name, cfg=manifest.get("model_config") or None)
+        if now != stored_code:
+            problems.append(f"the code of model {name} changed ({stored_code} when built, {now} now)")
+    stored_w = manifest.get("weights_fingerprint")
+    if stored_w and stored_w != "bundled":
+        w = manifest.get("weights")
+        now_w = weights_fingerprint(w) if w and Path(w).exists() else "missing"
+        if now_w != stored_w:
+            problems.append(f"the weights {w} changed or are missing ({stored_w} when built, {now_w} now)")
+    if problems:
+        raise QueryError(f"{root}: cannot embed new audio: {'; '.join(problems)}; the new vectors would not be "
+                         f"comparable with the indexed ones. Re-run the workflow and rebuild the index "
+                         f"(soundsim index --out {root})")
 
 
 # --------------------------------------------------------------------------- updating
