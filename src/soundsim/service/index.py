@@ -299,7 +299,7 @@ class SimilarityIndex:
         ids, keys = ids[ok], keys[ok]
         if ids.size == 0:
             return []
-        sims = ann.cosine_to(self.vi.Z64, q, ids)
+        sims = np.clip(ann.cosine_to(self.vi.Z64, q, ids), -1.0, 1.0)  # rounding may pass 1 by an ulp
         scores = ann.score_of(keys, self.spec.search, float(np.dot(q, q)))
         hits = [Hit(self._fnames[i], float(s), float(sc), self._labels[i])
                 for i, s, sc in zip(ids, sims, scores, strict=True)]
