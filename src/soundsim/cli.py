@@ -14,6 +14,7 @@
     soundsim index [--config config.yaml] [--system MODEL/VARIATION/SETTING] [--type flat|hnsw|ivf|ivf-sq8|ivf-pq|freesound] --out DIR
     soundsim index add|remove|info|export DIR ...
     soundsim query DIR (--audio FILE... | --fname NAME...) [-k 15] [--json]
+    soundsim serve DIR [--host 127.0.0.1] [--port 8000] [--max-upload-mb 50] [--preload]
 
 Errors in the user's input (config, collection, audio) print one clear message
 and exit with status 2; ``--debug`` shows the traceback. So does a missing
@@ -598,10 +599,16 @@ def _add_query(sub: argparse._SubParsersAction, common: argparse.ArgumentParser)
     add_query(sub, common)
 
 
+def _add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    from soundsim.service.cli import add_serve
+
+    add_serve(sub, common)
+
+
 #: the subcommands, in the order `soundsim --help` lists them
 SUBCOMMANDS = (_add_check_config, _add_demo_data, _add_manifest, _add_models, _add_extract, _add_merge,
                _add_import_embeddings, _add_evaluate, _add_listen, _add_tables, _add_figures, _add_index,
-               _add_query)
+               _add_query, _add_serve)
 
 
 def _global_flags(p: argparse.ArgumentParser, default: object) -> None:

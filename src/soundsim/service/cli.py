@@ -7,6 +7,7 @@
     soundsim index info DIR [--json]
     soundsim index export DIR --out FILE.parquet
     soundsim query DIR (--audio FILE... | --fname NAME...) [-k 15] [--min-similarity S] [--json]
+    soundsim serve DIR [--host 127.0.0.1] [--port 8000] [--max-upload-mb 50] [--preload]
 """
 
 from __future__ import annotations
@@ -163,3 +164,44 @@ def add_query(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) 
                    help="drop results with a lower similarity (default: the index type's; freesound: 0.7)")
     p.add_argument("--json", action="store_true", help="one JSON object per query and line")
     p.set_defaults(func=_cmd_query)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from soundsim.service.http import serve  # Flask: extra [listen]/[service] (main() says so when missing)
+
+    if not args.max_upload_mb > 0:
+        raise SoundsimError(f"soundsim serve: --max-upload-mb must be positive, got {args.max_upload_mb}")
+    if not 0 <= args.port <= 65535:
+        raise SoundsimError(f"soundsim serve: --port must be 0-65535, got {args.port}")
+    from soundsim.service.store import current_generation
+
+    current_generation(args.index)  # a clear error before anything starts
+    serve(args.index, args.host, args.port, int(args.max_upload_mb * 1024 * 1024), args.preload)
+    return 0
+
+
+#: soundsim.service.http's MAX_K and DEFAULT_MAX_UPLOAD_MB (that module imports Flask: not at parse time)
+SERVE_MAX_K, SERVE_MAX_UPLOAD_MB = 1000, 50
+
+
+def add_serve(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    MAX_K, DEFAULT_MAX_UPLOAD_MB = SERVE_MAX_K, SERVE_MAX_UPLOAD_MB
+    p = sub.add_parser(
+        "serve", parents=[common], help="serve an index as a small HTTP JSON API (localhost by default)",
+        description="A JSON API over an index built by `soundsim index`: GET /health (model, setting, index type, "
+        "counts, generation), GET /similar/<fname>?k=15&min_similarity=S (a sound of the index, itself excluded), "
+        "POST /similar?k=15 with an audio file (multipart field 'file', or the raw body with an audio/* content "
+        "type): the same JSON as `soundsim query --json`. The model is loaded once (on the first upload, or at "
+        f"start with --preload); k is 1-{MAX_K}; bad audio gets 400 naming the problem, a body over "
+        "--max-upload-mb 413. The index is reopened when `soundsim index add|remove` writes a new generation. "
+        "Binds to 127.0.0.1 unless --host says otherwise; for other machines put it behind a reverse proxy.",
+    )
+    p.add_argument("index", help="the index folder")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port, printed)")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
+                   help=f"largest request body accepted, in MB (default {DEFAULT_MAX_UPLOAD_MB}); larger: 413")
+    p.add_argument("--preload", action="store_true",
+                   help="start the model's worker at start (default: on the first upload)")
+    p.set_defaults(func=_cmd_serve)
