@@ -186,9 +186,10 @@ class Service:
         precomputed embeddings, :class:`Unavailable` when the model cannot be loaded."""
         from soundsim.service.embed import EmbedClient, EmbedWorkerError, spec_of
 
+        from soundsim.service.index import StaleIndexError, check_can_embed
+
         spec = spec_of(idx.manifest)
-        cfg = spec.get("model_config") or {}
-        if cfg.get("kind") == "precomputed":
+        if (spec.get("model_config") or {}).get("kind") == "precomputed":
             raise BadQuery(f"this index holds precomputed embeddings ({idx.manifest['model']}): it cannot embed "
                            "new audio; query a sound of the index with GET /similar/<fname>")
         with self._lock:
@@ -197,6 +198,10 @@ class Service:
                 self._client = None
             if self._client is None:
                 log.info("starting the embedding worker of %s", idx.manifest["system"])
+                try:
+                    check_can_embed(idx.manifest, idx.root)  # the model's code and weights are the index's
+                except StaleIndexError as e:
+                    raise Unavailable(str(e)) from e
                 try:
                     self._client = EmbedClient(spec)
                 except EmbedWorkerError as e:

@@ -57,6 +57,11 @@ class QueryError(SoundsimError):
     """A query cannot be answered as asked (unknown fname, bad k, no model to embed with)."""
 
 
+class StaleIndexError(QueryError):
+    """The model's code or weights changed since the index was built: new audio would be
+    embedded differently from the indexed sounds (rebuild the index)."""
+
+
 # --------------------------------------------------------------------------- choosing a system
 
 
@@ -340,10 +345,7 @@ class SimilarityIndex:
         if self._client is None:
             from soundsim.service.embed import EmbedClient, spec_of
 
-            if self.manifest.get("model_config") and self.manifest["model_config"].get("kind") == "precomputed":
-                raise QueryError(f"the index {self.root} holds precomputed embeddings ({self.manifest['model']}): "
-                                 f"soundsim cannot embed new audio for it; query by --fname")
-            check_model_unchanged(self.manifest, self.root)
+            check_can_embed(self.manifest, self.root)
             self._client = EmbedClient(spec_of(self.manifest))
         return self._client
 
@@ -380,6 +382,16 @@ class SimilarityIndex:
         self.close()
 
 
+def check_can_embed(manifest: Mapping[str, Any], root: Path) -> None:
+    """:class:`QueryError` unless new audio can be embedded for this index: not for precomputed
+    embeddings, and only with the model's code and weights unchanged (:func:`check_model_unchanged`)."""
+    cfg = manifest.get("model_config") or {}
+    if cfg.get("kind") == "precomputed":
+        raise QueryError(f"the index {root} holds precomputed embeddings ({manifest['model']}): soundsim cannot "
+                         f"embed new audio for it; query a sound of the index by its fname")
+    check_model_unchanged(manifest, root)
+
+
 def check_model_unchanged(manifest: Mapping[str, Any], root: Path) -> None:
     """Refuse to embed new audio when the model's code or weights are no longer those the index
     was built with (the new vectors would not be comparable with the stored ones): the model
@@ -402,7 +414,7 @@ def check_model_unchanged(manifest: Mapping[str, Any], root: Path) -> None:
         if now_w != stored_w:
             problems.append(f"the weights {w} changed or are missing ({stored_w} when built, {now_w} now)")
     if problems:
-        raise QueryError(f"{root}: cannot embed new audio: {'; '.join(problems)}; the new vectors would not be "
+        raise StaleIndexError(f"{root}: cannot embed new audio: {'; '.join(problems)}; the new vectors would not be "
                          f"comparable with the indexed ones. Re-run the workflow and rebuild the index "
                          f"(soundsim index --out {root})")
 
