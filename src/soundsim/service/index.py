@@ -51,6 +51,8 @@ from soundsim.service import store
 log = logging.getLogger(__name__)
 
 DEFAULT_K = 15
+#: the end of the message a second writer gets (soundsim.fileutil.LockedError)
+_WRITER_ADVICE = "Queries (soundsim query, soundsim serve) keep answering from the current generation meanwhile"
 
 
 class QueryError(SoundsimError):
@@ -210,7 +212,7 @@ def build_index_from(
         "memory_bytes": vi.memory_bytes(), "seed": seed, "evaluation": evaluation,
     }
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out / "writer", "the index", "wait for the other writer to finish"):
+    with exclusive_lock(out / "writer", "the index", _WRITER_ADVICE):
         store.clean_leftovers(out)
         return store.write_generation(out, manifest, fitted, Z, items, vi.save)
 
@@ -421,7 +423,7 @@ def add_sounds(root: str | Path, new: pd.DataFrame, skip_bad: bool = False, prog
     from tqdm import tqdm
 
     root = Path(root)
-    with exclusive_lock(root / "writer", "the index", "wait for the other writer to finish"):
+    with exclusive_lock(root / "writer", "the index", _WRITER_ADVICE):
         store.clean_leftovers(root)
         with SimilarityIndex(root) as idx:
             taken = sorted(set(new["fname"]) & set(idx.row_of))
@@ -456,7 +458,7 @@ def remove_sounds(root: str | Path, fnames: Sequence[str]) -> dict[str, Any]:
     """Mark ``fnames`` removed (a new generation, atomically; vectors and faiss index linked,
     unchanged). Unknown fnames are refused, listed, and nothing changes."""
     root = Path(root)
-    with exclusive_lock(root / "writer", "the index", "wait for the other writer to finish"):
+    with exclusive_lock(root / "writer", "the index", _WRITER_ADVICE):
         store.clean_leftovers(root)
         gen = store.open_generation(root)
         items = gen.items.copy()
