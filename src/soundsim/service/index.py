@@ -74,11 +74,13 @@ class System:
 
 
 def _best_row(df: pd.DataFrame, what: str) -> pd.Series:
+    """The best row by MAP@15 with the tables' tie rule (:data:`soundsim.tables.TIE_RULE`), so
+    ``--system MODEL`` picks the setting ``best_settings.csv`` names for that model."""
+    from soundsim.tables import _best_index
+
     if df.empty:
         raise ConfigError(f"no evaluated setting matches {what}")
-    df = df.sort_values(["map@15", "model", "variation", "setting"], ascending=[False, True, True, True],
-                        kind="stable")
-    return df.iloc[0]
+    return df.loc[_best_index(df, "map@15")]
 
 
 def resolve_system(layout: L.Layout, system: str | None = None) -> System:
