@@ -24,6 +24,7 @@ include: "workflow/rules/precomputed.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/listening.smk"
+include: "workflow/rules/service.smk"
 
 
 rule all:

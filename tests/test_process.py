@@ -170,3 +170,93 @@ def test_processing_order_from_file_attributes():
     assert processing_order({"collection_transform": "minmax"}) == "minmax-pca"  # files of soundsim < 0.2
     with pytest.raises(ProcessingError, match="unknown processing order 'pca-first'"):
         processing_order({"processing": "pca-first"})
+
+
+# --------------------------------------------------------------------------- FittedProcessing (issue 15)
+
+
+def _one_row_clips(seed: int = 5, n: int = 25, d: int = 12):
+    """Clip-level rows (one per clip), as Freesound's descriptors: very different scales per column."""
+    rng = np.random.default_rng(seed)
+    emb = (rng.standard_normal((n, d)) * rng.uniform(0.01, 100, d) + rng.uniform(-50, 50, d)).astype(np.float32)
+    return emb, np.arange(n + 1)
+
+
+_ORDERS_AGGS = [("l2-pca", a) for a in ("mean", "median", "max")] + [("minmax-pca", a) for a in ("mean", "none")]
+
+
+@pytest.mark.parametrize("pca", [3, None])
+@pytest.mark.parametrize(("order", "agg"), _ORDERS_AGGS)
+def test_fitted_processing_reproduces_the_evaluations_rows(order, agg, pca, tmp_path):
+    """fit_processing's Z is exactly aggregate + process (the evaluation's processing), and
+    transforming a clip's frames with the stored statistics gives back its row (to ~1e-12);
+    the stored processing survives to_arrays / np.savez / from_arrays unchanged."""
+    from soundsim.process import FittedProcessing, fit_processing
+
+    emb, off = _one_row_clips() if agg == "none" else _frames(seed=7, n=30, d=6)
+    Z, fitted = fit_processing(emb, off, agg, pca, order, seed=0)
+    want, _ = process(aggregate(emb, off, agg), pca, seed=0, order=order)
+    np.testing.assert_array_equal(Z, want)
+    assert fitted.dim == Z.shape[1] and fitted.order == order and fitted.pca == pca
+    np.savez(tmp_path / "p.npz", **fitted.to_arrays())
+    with np.load(tmp_path / "p.npz") as a:
+        back = FittedProcessing.from_arrays(dict(a))
+    assert (back.aggregation, back.order, back.pca, back.seed, back.dim_in) == (agg, order, pca, 0, emb.shape[1])
+    for k in ("lo", "span", "mean", "components"):
+        v, w = getattr(fitted, k), getattr(back, k)
+        assert (v is None) == (w is None) and (v is None or np.array_equal(v, w)), k
+    for p in (fitted, back):
+        one = [emb[off[i] : off[i + 1]] for i in range(len(off) - 1)]
+        got = p.transform(one)
+        np.testing.assert_allclose(got, Z, rtol=0, atol=1e-10)
+        assert np.max(np.abs(got - Z)) < 1e-6
+        np.testing.assert_allclose(p.transform([one[4]])[0], Z[4], rtol=0, atol=1e-10)
+    with pytest.raises(ProcessingError, match=f"dimension {emb.shape[1] + 1}.*fitted on dimension {emb.shape[1]}"):
+        fitted.transform([np.ones((1, emb.shape[1] + 1))])
+
+
+def test_fitted_minmax_new_clip_outside_the_range():
+    """A new clip beyond the collection's min/max is scaled with the stored lo/span (values
+    outside [0, 1] are allowed, not clipped); a constant column stays 0."""
+    from soundsim.process import fit_processing
+
+    emb = np.array([[0.0, 1.0, 7.0], [2.0, 3.0, 7.0], [1.0, 5.0, 7.0]], dtype=np.float32)
+    _, fitted = fit_processing(emb, np.arange(4), "none", None, "minmax-pca")
+    np.testing.assert_array_equal(fitted.lo, [0, 1, 7])
+    np.testing.assert_array_equal(fitted.span, [2, 4, 0])
+    got = fitted.transform([np.array([[4.0, -1.0, 9.0]])])
+    np.testing.assert_allclose(got, [[2.0, -0.5, 0.0]])  # (4-0)/2, (-1-1)/4, constant column -> 0
+
+
+def test_fitted_l2_zero_clip_is_named():
+    from soundsim.process import fit_processing
+
+    emb, off = _frames(seed=2, n=10, d=4)
+    _, fitted = fit_processing(emb, off, "mean", 2)
+    with pytest.raises(ProcessingError, match="all-zero vector.*'silent.wav'"):
+        fitted.transform([np.zeros((3, 4))], ["silent.wav"])
+
+
+@pytest.mark.parametrize("agg", ["mean", "median", "max"])
+@pytest.mark.parametrize("pca", [8, "none"])
+def test_fitted_processing_on_real_embeddings_equals_the_processed_file(small_collection, tmp_path, agg, pca):
+    """On real aisfx embeddings: the evaluation's own processed/ file (written by
+    evaluate_grid, float32) equals fit_processing's Z, and each clip's frames transformed with
+    the stored processing reproduce its row (to ~1e-12 against the float64 Z)."""
+    from soundsim.evaluate import evaluate_grid
+    from soundsim.layout import processed_file
+    from soundsim.manifest import read_manifest
+    from soundsim.process import fit_processing, processing_order
+    from soundsim.store import read_embeddings
+
+    emb = read_embeddings(small_collection["embeddings"])
+    man = read_manifest(small_collection["manifest"])
+    evaluate_grid(emb, man[["fname", "labels"]], None, [agg], [pca], ["mcss"], out_dir=tmp_path / "m",
+                  save_processed=True, processed_dir=tmp_path / "p", restrict=True)
+    stored = read_embeddings(processed_file(tmp_path / "p", agg, pca))
+    Z, fitted = fit_processing(emb.embeddings, emb.offsets, agg, pca, processing_order(emb.attrs))
+    assert stored.fnames == emb.fnames
+    np.testing.assert_allclose(stored.embeddings, Z, rtol=0, atol=1e-6)  # float32 file
+    frames = [emb.embeddings[emb.offsets[i] : emb.offsets[i + 1]] for i in range(emb.n_clips)]
+    err = np.max(np.abs(fitted.transform(frames) - Z))
+    assert err < 1e-9, err

@@ -19,9 +19,10 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     figures/{families,models,per_label,significance,precision_at_k}.{png,pdf}  rule figures
     figures/listening.{png,pdf}                                                rule listening_summary
     listening/ratings.sqlite                                                   soundsim listen
+    service/index/ (CURRENT, gen-<n>/: soundsim.service.store)                 rule build_index (service.enabled)
     logs/<rule>.log, logs/extract/<model>/<variation>.{shard-<k>-of-<n>,merge}.log,
     logs/evaluate/<model>/<variation>/<processing>.log
-    benchmarks/{extract,merge,evaluate}/...tsv (as the logs)                  Snakemake's benchmark: files
+    benchmarks/{extract,merge,evaluate}/...tsv (as the logs), benchmarks/service/index.tsv   Snakemake's benchmark: files
     report.html                                                                snakemake --report
 
 Names of processing and evaluation settings (:func:`processing_name`,
@@ -480,6 +481,17 @@ class Layout:
     @property
     def report(self) -> Path:
         return self.dir / "report.html"
+
+    # the similarity service (soundsim.service)
+    @property
+    def service_index(self) -> Path:
+        """``service/index/``: the index directory rule ``build_index`` writes (soundsim.service.store)."""
+        return self.dir / "service" / "index"
+
+    @property
+    def service_index_benchmark(self) -> Path:
+        """``benchmarks/service/index.tsv``."""
+        return self.dir / "benchmarks" / "service" / "index.tsv"
 
 
 def processed_file(processed_dir: str | Path, aggregation: str, pca: int | str | None) -> Path:

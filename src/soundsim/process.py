@@ -332,17 +332,23 @@ class FittedProcessing:
     span: np.ndarray | None = None
     mean: np.ndarray | None = None
     components: np.ndarray | None = None
+    dim_in: int = -1  # the clip vectors' dimension D (-1: not recorded)
 
     @property
     def dim(self) -> int:
-        """Dimension of the processing output."""
+        """Dimension of the processing output: k with PCA, else D (-1 when not recorded)."""
         if self.components is not None:
             return int(self.components.shape[0])
+        if self.dim_in >= 0:
+            return int(self.dim_in)
         return int(self.lo.shape[0]) if self.lo is not None else -1
 
     def transform_clip_vectors(self, X_agg: np.ndarray, fnames: Sequence[str] | None = None) -> np.ndarray:
         """Steps 2-3 with the stored statistics, for aggregated clip vectors (n, D) -> (n, k)."""
         X = np.atleast_2d(np.asarray(X_agg, dtype=np.float64))
+        if self.dim_in >= 0 and X.shape[1] != self.dim_in:
+            raise ProcessingError(f"clip vectors of dimension {X.shape[1]}, but the processing was fitted on "
+                                  f"dimension {self.dim_in} (embeddings of another model or variation?)")
         if self.order == "l2-pca":
             X = l2_normalize(X, fnames, "new clip vectors")
         elif self.order == "minmax-pca":
@@ -367,7 +373,8 @@ class FittedProcessing:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """For ``np.savez``: every field, scalars as 0-d arrays, missing arrays left out."""
         out: dict[str, np.ndarray] = {"aggregation": np.array(self.aggregation), "order": np.array(self.order),
-                                      "pca": np.array(-1 if self.pca is None else self.pca), "seed": np.array(self.seed)}
+                                      "pca": np.array(-1 if self.pca is None else self.pca), "seed": np.array(self.seed),
+                                      "dim_in": np.array(self.dim_in)}
         for k in ("lo", "span", "mean", "components"):
             v = getattr(self, k)
             if v is not None:
@@ -378,7 +385,8 @@ class FittedProcessing:
     def from_arrays(cls, a: Mapping[str, np.ndarray]) -> FittedProcessing:
         pca = int(a["pca"])
         return cls(str(a["aggregation"]), str(a["order"]), None if pca < 0 else pca, int(a["seed"]),
-                   *(np.asarray(a[k]) if k in a else None for k in ("lo", "span", "mean", "components")))
+                   *(np.asarray(a[k]) if k in a else None for k in ("lo", "span", "mean", "components")),
+                   dim_in=int(a["dim_in"]) if "dim_in" in a else -1)
 
 
 def fit_processing(
@@ -405,4 +413,4 @@ def fit_processing(
         mean, comps = model.mean_.astype(np.float64), model.components_.astype(np.float64)
     if not np.all(np.isfinite(Z)):
         raise ProcessingError("PCA output is not finite")
-    return Z, FittedProcessing(aggregation, order, k, seed, lo, span, mean, comps)
+    return Z, FittedProcessing(aggregation, order, k, seed, lo, span, mean, comps, dim_in=int(X.shape[1]))

@@ -218,6 +218,7 @@ def all_targets():
         *embedding_files(),
         *summary_files(),
         *(table_files() + table_page_files() + figure_files() if WEIGHTS else []),
+        *([OUT.service_index] if config["service"]["enabled"] and WEIGHTS else []),
     ]
 
 

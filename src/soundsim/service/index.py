@@ -51,6 +51,8 @@ from soundsim.service import store
 log = logging.getLogger(__name__)
 
 DEFAULT_K = 15
+#: the end of the message a second writer gets (soundsim.fileutil.LockedError)
+_WRITER_ADVICE = "Queries (soundsim query, soundsim serve) keep answering from the current generation meanwhile"
 
 
 class QueryError(SoundsimError):
@@ -77,11 +79,13 @@ class System:
 
 
 def _best_row(df: pd.DataFrame, what: str) -> pd.Series:
+    """The best row by MAP@15 with the tables' tie rule (:data:`soundsim.tables.TIE_RULE`), so
+    ``--system MODEL`` picks the setting ``best_settings.csv`` names for that model."""
+    from soundsim.tables import _best_index
+
     if df.empty:
         raise ConfigError(f"no evaluated setting matches {what}")
-    df = df.sort_values(["map@15", "model", "variation", "setting"], ascending=[False, True, True, True],
-                        kind="stable")
-    return df.iloc[0]
+    return df.loc[_best_index(df, "map@15")]
 
 
 def resolve_system(layout: L.Layout, system: str | None = None) -> System:
@@ -215,7 +219,7 @@ def build_index_from(
         "memory_bytes": vi.memory_bytes(), "seed": seed, "evaluation": evaluation,
     }
     out.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out / "writer", "the index", "wait for the other writer to finish"):
+    with exclusive_lock(out / "writer", "the index", _WRITER_ADVICE):
         store.clean_leftovers(out)
         return store.write_generation(out, manifest, fitted, Z, items, vi.save)
 
@@ -461,7 +465,7 @@ def add_sounds(root: str | Path, new: pd.DataFrame, skip_bad: bool = False, prog
     from tqdm import tqdm
 
     root = Path(root)
-    with exclusive_lock(root / "writer", "the index", "wait for the other writer to finish"):
+    with exclusive_lock(root / "writer", "the index", _WRITER_ADVICE):
         store.clean_leftovers(root)
         with SimilarityIndex(root) as idx:
             taken = sorted(set(new["fname"]) & set(idx.row_of))
@@ -496,7 +500,7 @@ def remove_sounds(root: str | Path, fnames: Sequence[str]) -> dict[str, Any]:
     """Mark ``fnames`` removed (a new generation, atomically; vectors and faiss index linked,
     unchanged). Unknown fnames are refused, listed, and nothing changes."""
     root = Path(root)
-    with exclusive_lock(root / "writer", "the index", "wait for the other writer to finish"):
+    with exclusive_lock(root / "writer", "the index", _WRITER_ADVICE):
         store.clean_leftovers(root)
         gen = store.open_generation(root)
         items = gen.items.copy()

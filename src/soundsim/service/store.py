@@ -141,10 +141,18 @@ def _generations(root: Path) -> list[tuple[int, Path]]:
 
 
 def clean_leftovers(root: Path) -> list[Path]:
-    """Delete the temporary folders of interrupted writers (the caller holds the lock)."""
+    """Delete what interrupted writers left (the caller holds the lock): their temporary
+    folders and ``CURRENT`` files, and a generation newer than the one ``CURRENT`` names
+    (renamed into place by a writer killed before it replaced ``CURRENT``: never live)."""
     gone = []
+    try:
+        live = int(_GEN_RE.match(current_generation(root).name).group(1))  # type: ignore[union-attr]
+    except IndexDirError:
+        live = None
     for p in root.iterdir():
-        if p.name.startswith(".tmp-gen-") or p.name.startswith(f".{CURRENT}.tmp"):
+        m = _GEN_RE.match(p.name)
+        if p.name.startswith(".tmp-gen-") or p.name.startswith(f".{CURRENT}.tmp") or (
+                m and live is not None and int(m.group(1)) > live):
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
             gone.append(p)
     return gone
