@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from soundsim import ann
+from soundsim import ann, audio
 from soundsim import layout as L
 from soundsim.errors import AudioError, CollectionError, ConfigError, SoundsimError, first_few
 from soundsim.fileutil import exclusive_lock
@@ -460,8 +460,9 @@ def add_sounds(root: str | Path, new: pd.DataFrame, skip_bad: bool = False, prog
     """Embed ``new`` (fname, path, labels) with the index's model, process them with the stored
     processing and append them (a new generation, atomically). A fname already active in the
     index is refused. A file that cannot be embedded stops the update, naming it, before
-    anything is written (``skip_bad``: it is reported and left out). Returns counts and the
-    skipped files."""
+    anything is written (``skip_bad``: it is reported and left out); every header is read
+    first (:func:`soundsim.audio.probe`), so an unreadable file stops it before any embedding.
+    Returns counts and the skipped files."""
     from tqdm import tqdm
 
     root = Path(root)
@@ -473,6 +474,9 @@ def add_sounds(root: str | Path, new: pd.DataFrame, skip_bad: bool = False, prog
                 raise QueryError(f"{len(taken)} fname(s) are already in the index {root}: "
                                  f"{first_few(taken, quote=True)} (remove them first to replace them)")
             vecs, keep, skipped = [], [], []
+            if not skip_bad:  # unreadable headers stop the update before any file is embedded
+                for p in new["path"]:
+                    audio.probe(p)
             for i, r in tqdm(list(new.iterrows()), desc="embedding", disable=not progress, unit="file"):
                 try:
                     vecs.append(idx.embed_audio(r["path"]))
