@@ -34,6 +34,7 @@ def test_shipped_config_is_valid_and_gets_defaults():
     assert cfg["collection"]["kind"] == "demo"
     assert cfg["grid"]["searches"] == ["mips", "mcss", "nns"]
     assert cfg["evaluation"]["cutoffs"] == [15, 150]
+    assert cfg["grid"]["indexes"] == ["exact", "hnsw", "ivf-pq"]
 
 
 @pytest.mark.parametrize("name", ["fsd50k.yaml", "csv-folder.yaml"])
@@ -47,7 +48,7 @@ def test_minimal_config_gets_every_default(base, schema):
     assert cfg["results"] == "results"
     assert cfg["collection"]["seed"] == 0 and cfg["collection"]["clips_per_class"] == 16
     assert cfg["grid"] == {"aggregations": ["mean", "median", "max"], "pca": [100, 200, "none"],
-                           "searches": ["mips", "mcss", "nns"]}
+                           "searches": ["mips", "mcss", "nns"], "indexes": [], "index_params": {}}
     assert cfg["extraction"] == {"shards": 1, "reuse": True, "on_bad_audio": "skip"}
     assert cfg["models"] == {}
 
@@ -79,7 +80,15 @@ def test_bad_audio_policy(base, schema):
 def test_unknown_key_lists_allowed_keys(base, schema):
     base["grid"] = {"searchs": ["mips"]}
     msg = errors_for(base, schema)
-    assert "grid: unknown key(s) 'searchs'; allowed keys: aggregations, pca, searches" in msg
+    assert "grid: unknown key(s) 'searchs'; allowed keys: aggregations, index_params, indexes, pca, searches" in msg
+
+
+def test_index_types_and_their_parameters_are_checked(base, schema):
+    base["grid"] = {"indexes": ["exact", "hnsw2"], "index_params": {"annoy": {"m": 3}, "hnsw": {"m": "many"}}}
+    msg = errors_for(base, schema)
+    assert "grid.indexes[1]: 'hnsw2' is not allowed; allowed values: 'exact', 'flat', 'hnsw', 'ivf'" in msg
+    assert "grid.index_params: 'annoy' is not allowed" in msg
+    assert "grid.index_params.hnsw.m: 'many' is not of type 'number'" in msg
 
 
 def test_fsd50k_requires_its_paths(schema):

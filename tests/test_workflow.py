@@ -63,10 +63,11 @@ def test_dry_run_of_the_shipped_config_plans_the_whole_dag(venv_bin):
                        cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     # 3 default models x 1 variation x 2 shards; evaluate: (3 aggregations x 3 PCA) for the two
-    # frame-level models + 3 PCA for the clip-level freesound (each job serves all 3 searches)
+    # frame-level models + 3 PCA for the clip-level freesound (each job serves all 3 searches);
+    # grid.indexes: one evaluate_indexes job per model variation, then the table and its figure
     assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 6, "merge_embeddings": 3,
-                                    "evaluate": 21, "tables": 1, "table_pages": 1, "figures": 1, "all": 1,
-                                    "total": 36}
+                                    "evaluate": 21, "evaluate_indexes": 3, "tables": 1, "table_pages": 1,
+                                    "figures": 1, "index_table": 1, "index_figure": 1, "all": 1, "total": 41}
 
 
 def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):

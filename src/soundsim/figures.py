@@ -21,7 +21,9 @@ empty input raises :class:`FiguresError`.
 * :func:`precision_at_k` / :func:`precision_figure`: macro precision@k
   (k = 1..K) per model at its best and at the fixed setting, from the top-K
   lists of ``rankings.h5`` and the manifest's labels;
-* :func:`make_figures`: all of them for one collection, from the tables the
+* :func:`index_figure` / :func:`index_plot`: approximate search (``tables/indexes.csv``),
+  MAP@15 against memory per sound and against query latency, per model and index type;
+* :func:`make_figures`: all of them (but the last) for one collection, from the tables the
   ``tables`` rule wrote (:func:`soundsim.tables.write_tables`), the settings'
   ``rankings.h5`` and the manifest; nothing is recomputed (the best setting of
   Fig. 1 is the one ``best_settings.csv`` names).
@@ -48,6 +50,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
 
 from soundsim import layout as L
 from soundsim import metrics as M
@@ -888,6 +891,67 @@ def per_label(
 
 
 # --------------------------------------------------------------------------- all
+
+
+# --------------------------------------------------------------------------- approximate search
+
+#: a marker per vector index type (:data:`soundsim.index_eval.INDEX_NAMES`), the same in every panel
+INDEX_MARKERS = {"exact": "o", "flat": "P", "hnsw": "^", "ivf": "s", "ivf-sq8": "D", "ivf-pq": "X",
+                 "freesound": "v"}
+
+
+def index_figure(indexes_df: pd.DataFrame, collection: str | None = None, metric: str = "map@15") -> Figure:
+    """Quality vs memory vs latency of approximate search (drawn, not saved), from
+    ``tables/indexes.csv`` (:func:`soundsim.index_eval.gather_index_tables`): two panels
+    sharing the y axis, macro ``metric`` (MAP@15) against ``memory_bytes_per_sound`` (left)
+    and against the median query latency ``latency_ms_p50`` (right, one thread), an x axis
+    logarithmic where its values span a factor of 10 or more; one colour per model/variation (its setting in the legend), one marker per
+    index type; a point whose recall@N against exact is below 1 is labelled with it."""
+    recall = next((c for c in indexes_df.columns if str(c).startswith("recall@")), None)
+    df = _check(indexes_df, ["model", "variation", "setting", "index", metric, "memory_bytes_per_sound",
+                             "latency_ms_p50"], "index_figure").copy()
+    df["system"] = [f"{m} / {v}" if v != "" else str(m) for m, v in zip(df["model"], df["variation"], strict=True)]
+    systems = list(dict.fromkeys(df["system"]))
+    colours = dict(zip(systems, sns.color_palette("deep", max(len(systems), 1)).as_hex(), strict=False))
+    names = list(dict.fromkeys(df["index"].astype(str)))
+    fig = _new_figure(11.0, 4.6)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, x, xlabel in ((axes[0], "memory_bytes_per_sound", "index memory per sound (bytes"),
+                          (axes[1], "latency_ms_p50", "median query latency, 1 thread (ms")):
+        for system, g in df.groupby("system", sort=False):
+            for _, r in g.iterrows():
+                ax.scatter(r[x], r[metric], color=colours[system], marker=INDEX_MARKERS.get(str(r["index"]), "o"),
+                           s=60, edgecolor="black", linewidth=0.5, zorder=3)
+                if recall and np.isfinite(float(r[recall])) and float(r[recall]) < 0.9995:
+                    ax.annotate(f"{float(r[recall]):.3f}", (r[x], r[metric]), xytext=(5, 4),
+                                textcoords="offset points", fontsize=7, color="0.25")
+        values = df[x].to_numpy(dtype=float)
+        values = values[np.isfinite(values) & (values > 0)]
+        wide = values.size > 0 and values.max() / values.min() >= 10  # a log axis for a range of decades
+        if wide:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "25" else ""))
+            ax.tick_params(axis="x", which="minor", labelsize=7)
+        ax.set_xlabel(xlabel + (", log scale)" if wide else ")"), fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.set_axisbelow(True)
+    axes[0].set_ylabel(metric_label(metric), fontsize=9)
+    handles = [axes[0].scatter([], [], color=colours[s], marker="o", s=50, edgecolor="black", linewidth=0.5,
+                               label=f"{s}: {T.setting_label(df.loc[df['system'] == s, 'setting'].iloc[0])}")
+               for s in systems]
+    handles += [axes[0].scatter([], [], color="0.7", marker=INDEX_MARKERS.get(n, "o"), s=50, edgecolor="black",
+                                linewidth=0.5, label=n) for n in names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), fontsize=8, frameon=False)
+    note = f"numbers: {recall} against exact search, where below 1" if recall else ""
+    fig.suptitle(_title("Approximate search: quality vs memory vs latency (each model's best setting)", collection,
+                        note, ""), fontsize=10)
+    return fig
+
+
+def index_plot(indexes_df: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
+    """:func:`index_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(index_figure(indexes_df, collection), path)
 
 
 def placeholder(path: str | Path, message: str, collection: str | None = None) -> list[Path]:

@@ -11,18 +11,21 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     processed/<model>/<variation>/<processing>.h5                              rule evaluate
     metrics/<model>/<variation>/<setting>/                                     rule evaluate, one folder per setting:
         per_label.csv, per_family.csv, summary.json, rankings.h5, per_query.parquet
+    metrics/<model>/<variation>/indexes.csv                                    rule evaluate_indexes (grid.indexes)
     tables/{all_settings,best_settings,models,families,labels,pairwise}.csv, tables/models.md   rule tables
+    tables/indexes.csv, tables/indexes.html                                    rule index_table (grid.indexes)
     tables/listening.csv, tables/listening.json                                rule listening_summary
     tables/<page>.html (each table of TABLE_PAGES as a page of the report)      rule table_pages
     figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1, bars)
     figures/grid/<model>__<variation>_heatmap.{png,pdf}                        rule figures (Fig. 1, heatmap)
     figures/{families,models,per_label,significance,precision_at_k}.{png,pdf}  rule figures
+    figures/indexes.{png,pdf}                                                  rule index_figure (grid.indexes)
     figures/listening.{png,pdf}                                                rule listening_summary
     listening/ratings.sqlite                                                   soundsim listen
     service/index/ (CURRENT, gen-<n>/: soundsim.service.store)                 rule build_index (service.enabled)
     logs/<rule>.log, logs/extract/<model>/<variation>.{shard-<k>-of-<n>,merge}.log,
-    logs/evaluate/<model>/<variation>/<processing>.log
-    benchmarks/{extract,merge,evaluate}/...tsv (as the logs), benchmarks/service/index.tsv   Snakemake's benchmark: files
+    logs/evaluate/<model>/<variation>/<processing>.log, logs/evaluate_indexes/<model>/<variation>.log
+    benchmarks/{extract,merge,evaluate,evaluate_indexes}/...tsv (as the logs), benchmarks/service/index.tsv   Snakemake's benchmark: files
     report.html                                                                snakemake --report
 
 Names of processing and evaluation settings (:func:`processing_name`,
@@ -81,6 +84,7 @@ TABLES: dict[str, str] = {
     "families": "families.csv",
     "labels": "labels.csv",
     "pairwise": "pairwise.csv",
+    "indexes": "indexes.csv",
     "listening": "listening.csv",
     "listening_json": "listening.json",
 }
@@ -89,6 +93,10 @@ SUMMARY_TABLES = ("all_settings", "best_settings", "models", "models_md", "famil
 #: the summary figures of ``figures/`` (each ``.png`` and ``.pdf``), besides Fig. 1 per model variation
 #: (:func:`grid_figure_name`, :func:`grid_heatmap_name`)
 FIGURES = ("families", "models", "per_label", "significance", "precision_at_k")
+#: the figure of approximate search (rule index_figure, when ``grid.indexes`` is not empty)
+INDEX_FIGURE = "indexes"
+#: the per-variation table of approximate search (rule evaluate_indexes), in ``metrics/<model>/<variation>/``
+INDEX_EVAL_FILE = "indexes.csv"
 #: the HTML pages of ``tables/`` (rule table_pages; what the report shows of each table): the tables
 #: of the tables rule (keys of :data:`TABLES`; ``models`` shows models.md's table) and
 #: ``collection_labels`` (the collection's ``labels.csv``)
@@ -392,6 +400,11 @@ class Layout:
         """``metrics/<model>/<variation>``: where the settings of one model variation go."""
         return self.metrics_dir / model / variation
 
+    def index_eval(self, model: str, variation: str) -> Path:
+        """``metrics/<model>/<variation>/indexes.csv``: the variation's best setting under
+        each vector index of ``grid.indexes`` (:mod:`soundsim.index_eval`)."""
+        return self.metrics_variation_dir(model, variation) / INDEX_EVAL_FILE
+
     def setting_files(self, model: str, variation: str, setting: str) -> SettingFiles:
         """The files of ``metrics/<model>/<variation>/<setting>/``."""
         return setting_files(self.metrics_dir, model, variation, setting)
@@ -433,6 +446,11 @@ class Layout:
             raise LayoutError(f"{name!r} is not a table page; known pages: {', '.join(TABLE_PAGES)}")
         return self.tables_dir / f"{name}.html"
 
+    @property
+    def index_table_page(self) -> Path:
+        """``tables/indexes.html``: the report's page of ``tables/indexes.csv`` (rule index_table)."""
+        return self.tables_dir / "indexes.html"
+
     def table_page_source(self, name: str) -> Path:
         """The CSV that page ``name`` shows: ``labels.csv`` for ``collection_labels``,
         else :meth:`table` (``models``: ``tables/models.csv``)."""
@@ -457,6 +475,14 @@ class Layout:
     def import_log(self, model: str, variation: str) -> Path:
         """``logs/extract/<model>/<variation>.import.log``: a precomputed model's import."""
         return self.dir / "logs" / "extract" / model / f"{variation}.import.log"
+
+    def evaluate_indexes_log(self, model: str, variation: str) -> Path:
+        """``logs/evaluate_indexes/<model>/<variation>.log``."""
+        return self.dir / "logs" / "evaluate_indexes" / model / f"{variation}.log"
+
+    def evaluate_indexes_benchmark(self, model: str, variation: str) -> Path:
+        """``benchmarks/evaluate_indexes/<model>/<variation>.tsv``."""
+        return self.dir / "benchmarks" / "evaluate_indexes" / model / f"{variation}.tsv"
 
     def evaluate_log(self, model: str, variation: str, aggregation: str, pca: int | str | None) -> Path:
         return self.dir / "logs" / "evaluate" / model / variation / f"{processing_name(aggregation, pca)}.log"

@@ -6,6 +6,7 @@ from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
 from soundsim import envs
+from soundsim import index_eval
 
 from soundsim import manifest as manifest_lib
 from soundsim import models as registry
@@ -21,6 +22,7 @@ from soundsim.layout import (
     Layout,
     SUMMARY_TABLES,
     FIGURES,
+    INDEX_FIGURE,
     TABLE_PAGES,
     grid_figure_name,
     grid_heatmap_name,
@@ -87,6 +89,16 @@ WEIGHTS_FP = {nv: weights_fingerprint(p) for nv, p in WEIGHTS.items()}
 EVALUATION_CODE = provenance.evaluation_code_version()
 N_CLIPS = plan.expected_clips(config)
 SEARCHES = GRID["searches"]
+# Approximate search in the evaluation (grid.indexes; soundsim.index_eval): the index types,
+# exact first ([] = none), checked now as soundsim.ann checks them; the code they depend on.
+try:
+    INDEXES = index_eval.check_index_config(GRID, N_CLIPS)
+except ConfigError as e:
+    config_error(e)
+INDEX_CODE = {
+    "evaluation": EVALUATION_CODE,
+    **{m: provenance.module_digest(m) for m in ("soundsim.ann", "soundsim.index_eval")},
+}
 
 
 def _alternatives(values):
@@ -208,6 +220,32 @@ def figure_files():
     return [f for n in names + list(FIGURES) for f in OUT.figure_files(n)]
 
 
+def variation_summaries(w):
+    """summary.json of every configured setting of one model variation (wildcards model,
+    variation): what rule evaluate_indexes chooses the best setting from."""
+    return [
+        s.summary
+        for s in configured_settings()
+        if (s.model, s.variation) == (w.model, w.variation)
+    ]
+
+
+def index_eval_files():
+    """metrics/<model>/<variation>/indexes.csv of every enabled model/variation ([] without grid.indexes)."""
+    return [OUT.index_eval(n, v) for n, v in WEIGHTS] if INDEXES else []
+
+
+def index_targets():
+    """tables/indexes.csv, its HTML page and figures/indexes.{png,pdf} ([] without grid.indexes)."""
+    if not (INDEXES and WEIGHTS):
+        return []
+    return [
+        OUT.table("indexes"),
+        OUT.index_table_page,
+        *OUT.figure_files(INDEX_FIGURE),
+    ]
+
+
 def all_targets():
     """Everything `rule all` asks for (grows as stages are added)."""
     return [
@@ -218,6 +256,7 @@ def all_targets():
         *embedding_files(),
         *summary_files(),
         *(table_files() + table_page_files() + figure_files() if WEIGHTS else []),
+        *index_targets(),
         *([OUT.service_index] if config["service"]["enabled"] and WEIGHTS else []),
     ]
 

@@ -32,3 +32,32 @@ rule evaluate:
         code_version=EVALUATION_CODE,
     script:
         "../scripts/evaluate.py"
+
+
+rule evaluate_indexes:
+    """A model variation's best setting under each vector index of grid.indexes: MAP, mr1@K,
+    recall vs exact, memory per sound, query latency (soundsim.index_eval)."""
+    input:
+        embeddings=LAYOUT.embeddings("{model}", "{variation}"),
+        manifest=LAYOUT.manifest,
+        families=LAYOUT.families,
+        # the variation's settings: the best by macro MAP@15 is the one evaluated
+        summaries=variation_summaries,
+    output:
+        LAYOUT.index_eval("{model}", "{variation}"),
+    log:
+        LAYOUT.evaluate_indexes_log("{model}", "{variation}"),
+    benchmark:
+        LAYOUT.evaluate_indexes_benchmark("{model}", "{variation}")
+    conda:
+        "../../envs/soundsim.yaml"
+    threads: 2
+    params:
+        indexes=INDEXES,
+        index_params=GRID["index_params"],
+        cutoffs=config["evaluation"]["cutoffs"],
+        seed=config["evaluation"]["seed"],
+        use_families=config["evaluation"]["families"],
+        code_version=INDEX_CODE,
+    script:
+        "../scripts/evaluate_indexes.py"

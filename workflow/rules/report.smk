@@ -9,6 +9,8 @@ localrules:
     tables,
     table_pages,
     figures,
+    index_table,
+    index_figure,
 
 
 rule tables:
@@ -169,3 +171,49 @@ rule figures:
         collection=OUT.collection,
     script:
         "../scripts/figures.py"
+
+
+rule index_table:
+    """Approximate search (grid.indexes): the variations' indexes.csv gathered, and its report page."""
+    input:
+        index_eval_files(),
+    output:
+        table=OUT.table("indexes"),
+        page=report(
+            OUT.index_table_page,
+            caption=caption("indexes_table"),
+            category="Tables",
+            subcategory="Per model",
+            labels={"table": "approximate search (tables/indexes.csv)"},
+        ),
+    log:
+        OUT.log("index_table"),
+    conda:
+        "../../envs/soundsim.yaml"
+    params:
+        collection=OUT.collection,
+    script:
+        "../scripts/index_table.py"
+
+
+rule index_figure:
+    """Approximate search: MAP@15 vs memory per sound vs query latency, per model and index."""
+    input:
+        OUT.table("indexes"),
+    output:
+        png=report(
+            OUT.figure(INDEX_FIGURE),
+            caption=caption("indexes"),
+            category="Figures",
+            subcategory="Approximate search",
+            labels={"figure": "quality vs memory vs latency"},
+        ),
+        pdf=OUT.figure(INDEX_FIGURE, "pdf"),
+    log:
+        OUT.log("index_figure"),
+    conda:
+        "../../envs/soundsim.yaml"
+    params:
+        collection=OUT.collection,
+    script:
+        "../scripts/index_figure.py"
