@@ -319,7 +319,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
-    from soundsim.listen.app import LOOPBACK, create_app  # Flask: extra [listen] (main() says so when missing)
+    from soundsim.listen.app import create_app  # Flask: extra [listen] (main() says so when missing)
+    from soundsim.webutil import LOOPBACK
 
     results, collection = args.results, args.collection
     if args.config is not None or results is None or collection is None:

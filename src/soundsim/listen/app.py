@@ -26,8 +26,9 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, abort, redirect, render_template, request, send_file, url_for
 from jinja2 import DictLoader
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException
 
+from soundsim.webutil import register_host_check
 from soundsim.listen import db
 from soundsim.listen.pages import TEMPLATES
 from soundsim.listen.results import (
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 MAX_SEED = 2**31 - 1
 LISTENER_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SCORE_NAMES = {"mips": "inner product", "mcss": "cosine", "nns": "distance"}
 
 
@@ -133,7 +133,7 @@ def create_app(results_dir: str | Path = "results", collection: str = "demo", tr
     res = Results(results_dir, collection)
     app = _new_app(res, ratings_db)
     if trusted_hosts:
-        _register_host_check(app, trusted_hosts)
+        register_host_check(app, trusted_hosts)
     _register_error_pages(app, collection)
     _register_security_headers(app)
     _register_page(app, res, collection)
@@ -150,19 +150,6 @@ def _new_app(res: Results, ratings_db: str | Path | None) -> Flask:
     app.config.update(SOUNDSIM_RESULTS=res, SOUNDSIM_DB=Path(ratings_db) if ratings_db else res.ratings_path,
                       MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
     return app
-
-
-def _register_host_check(app: Flask, trusted_hosts: list[str]) -> None:
-    """Refuse (400, :class:`SecurityError`) a request whose Host header names none of
-    ``trusted_hosts``: the name counts (IPv6 literals in brackets, port dropped); werkzeug's
-    own TRUSTED_HOSTS check cuts '[::1]:8000' at the first ':' and refuses it."""
-    trusted = {h.strip("[]").lower() for h in trusted_hosts}
-
-    @app.before_request
-    def _check_host() -> None:
-        name = urlsplit("//" + (request.host or "")).hostname or ""
-        if name.lower() not in trusted:
-            raise SecurityError(f"Host {request.host!r} is not trusted.")
 
 
 def _register_error_pages(app: Flask, collection: str) -> None:

@@ -53,19 +53,18 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Request, g, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import secure_filename
 
+from soundsim.webutil import LOOPBACK, register_host_check
 from soundsim.errors import AudioError, SoundsimError
 from soundsim.service import store
 from soundsim.service.index import DEFAULT_K, QueryError, SimilarityIndex
 
 log = logging.getLogger(__name__)
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MAX_K = 1000
 DEFAULT_MAX_UPLOAD_MB = 50
 QUERY_PARAMS = {"k", "min_similarity"}
@@ -290,23 +289,11 @@ def create_app(index_dir: str | Path, max_upload_bytes: int = DEFAULT_MAX_UPLOAD
     app.json.sort_keys = False
     app.extensions["soundsim_serve"] = svc
     if trusted_hosts:
-        _register_host_check(app, trusted_hosts)
+        register_host_check(app, trusted_hosts)
     _register_errors(app, int(max_upload_bytes))
     _register_headers_and_cleanup(app)
     _register_routes(app, svc)
     return app
-
-
-def _register_host_check(app: Flask, trusted_hosts: list[str]) -> None:
-    """400 for a Host header naming none of ``trusted_hosts`` (the name counts, port dropped,
-    IPv6 literals in brackets), as :mod:`soundsim.listen.app` does."""
-    trusted = {h.strip("[]").lower() for h in trusted_hosts}
-
-    @app.before_request
-    def _check_host() -> None:
-        name = urlsplit("//" + (request.host or "")).hostname or ""
-        if name.lower() not in trusted:
-            raise SecurityError(f"Host {request.host!r} is not trusted.")
 
 
 def _error(code: int, message: str) -> tuple[Any, int]:
