@@ -77,6 +77,10 @@ DESCRIPTIONS = {
 }
 #: HNSW is built single-threaded (reproducible graph) up to this many vectors
 DETERMINISTIC_MAX = 200_000
+#: IVF k-means trains on at most this many vectors per cell (faiss: 256; below 39 it warns).
+#: 64 cuts the training time 4x (1M x 512, nlist 4000: ~1 min instead of ~5 on 2 cores)
+#: at no measurable recall cost after exact re-ranking (benchmarks/bench_service.py)
+TRAIN_POINTS_PER_CELL = 64
 
 
 class IndexError_(SoundsimError):
@@ -243,6 +247,11 @@ class VectorIndex:
         index = faiss.index_factory(d, _factory(spec, d), metric)
         if spec.type in ("hnsw", "freesound"):
             index.hnsw.efConstruction = int(spec.params["ef_construction"])
+        if spec.type.startswith("ivf"):
+            ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+            ivf.cp.max_points_per_centroid = TRAIN_POINTS_PER_CELL
+            if spec.type == "ivf-pq":  # polysemous codes are never used (no polysemous_ht): 60% of training
+                ivf.do_polysemous_training = False
         V = search_vectors(Z64, spec.search)
         det = n <= DETERMINISTIC_MAX if deterministic is None else deterministic
         threads = faiss.omp_get_max_threads()
