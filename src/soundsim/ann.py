@@ -11,8 +11,8 @@ type          faiss index                                     re-ranking
 ``flat``      ``IndexFlatIP`` / ``IndexFlatL2`` (exact)        exact, of ``k + margin``
 ``hnsw``      ``IndexHNSWFlat`` (M, efConstruction, efSearch)  exact, of ``k + margin``
 ``ivf``       ``IndexIVFFlat`` (nlist, nprobe)                 exact, of ``k + margin``
-``ivf-sq8``   ``IndexIVFScalarQuantizer`` (8 bits/dim)         exact, of ``rerank * k``
-``ivf-pq``    ``IndexIVFPQ`` (m sub-quantizers x nbits)        exact, of ``rerank * k``
+``ivf-sq8``   ``IndexIVFScalarQuantizer`` (8 bits/dim)         exact, of ``max(rerank * k, k + 32)``
+``ivf-pq``    ``IndexIVFPQ`` (m sub-quantizers x nbits)        exact, of ``max(rerank * k, k + 32)``
 ``freesound`` ``IndexHNSWFlat`` M=10, efConstruction=40        none (as in production)
 ============  ==============================================  =======================
 
@@ -75,6 +75,10 @@ DESCRIPTIONS = {
     "ivf-pq": "inverted file, product-quantised codes, exact re-ranking",
     "freesound": "Freesound's production HNSW (M 10, beam 40), no re-ranking, similarity >= 0.7",
 }
+#: compressed types re-rank ``rerank * k`` candidates but never fewer than ``k`` plus this:
+#: with ``k = 1`` (the most similar sound) ``rerank * k`` alone is 4 candidates, too few to
+#: survive 8-bit quantisation error between near neighbours
+MIN_CANDIDATE_MARGIN = 32
 #: HNSW is built single-threaded (reproducible graph) up to this many vectors
 DETERMINISTIC_MAX = 200_000
 #: IVF k-means trains on at most this many vectors per cell (faiss: 256; below 39 it warns).
@@ -192,12 +196,11 @@ def exact_keys_to(Z64: np.ndarray, q: np.ndarray, rows: np.ndarray, search: str,
     d = np.einsum("ij,ij->i", a, b)
     if search == "mips":
         return d
-    sq_b = np.einsum("ij,ij->i", b, b) if norms64 is None else norms64[rows] ** 2
-    if search == "nns":
-        return 2.0 * d - sq_b
+    if search == "nns":  # |b|^2 from einsum always: norms64 ** 2 is not bit-equal to it
+        return 2.0 * d - np.einsum("ij,ij->i", b, b)
     if q_norm is None:
         q_norm = float(np.sqrt(np.einsum("ij,ij->i", a[:1], a[:1])[0]))
-    nb = np.sqrt(sq_b) if norms64 is None else norms64[rows]
+    nb = np.sqrt(np.einsum("ij,ij->i", b, b)) if norms64 is None else norms64[rows]
     return d / (q_norm * nb)
 
 
@@ -277,7 +280,7 @@ class VectorIndex:
         if self.spec.type == "freesound":
             return k
         if "rerank" in p:
-            return max(k, int(p["rerank"]) * k)
+            return max(k + MIN_CANDIDATE_MARGIN, int(p["rerank"]) * k)
         return k + int(p.get("margin", 0))
 
     def _params(self, kc: int, exclude: np.ndarray | None) -> Any:
