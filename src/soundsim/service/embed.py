@@ -128,7 +128,6 @@ class EmbedClient:
 
 def _serve(spec: Mapping[str, Any], inp: IO[str], out: IO[str]) -> int:
     from soundsim import models
-    from soundsim.extract import embed_clip
 
     def say(obj: Mapping[str, Any]) -> None:
         out.write(json.dumps(obj) + "\n")
@@ -145,7 +144,18 @@ def _serve(spec: Mapping[str, Any], inp: IO[str], out: IO[str]) -> int:
         say({"ready": False, "error": f"{type(e).__name__}: {e}"})
         return 2
     dim = getattr(model.embedder, "dim", None) or model.info.dim_of(model.variation)
-    say({"ready": True, "dim": int(dim), "level": model.info.level})
+    try:
+        say({"ready": True, "dim": int(dim), "level": model.info.level})
+        _answer(model, inp, say)
+    except BrokenPipeError:  # the client is gone (e.g. killed): nothing left to answer
+        return 0
+    return 0
+
+
+def _answer(model: Any, inp: IO[str], say: Any) -> None:
+    """One reply per request line until stdin closes (module docstring)."""
+    from soundsim.extract import embed_clip
+
     for line in inp:
         if not line.strip():
             continue
@@ -156,9 +166,10 @@ def _serve(spec: Mapping[str, Any], inp: IO[str], out: IO[str]) -> int:
             say({"id": req["id"], "ok": True, "frames": int(frames.shape[0])})
         except AudioError as e:
             say({"id": req["id"], "ok": False, "error": str(e)})
+        except BrokenPipeError:
+            raise
         except Exception as e:  # noqa: BLE001 - any decoder/model failure is the file's, the worker goes on
             say({"id": req["id"], "ok": False, "error": f"{req['path']}: {type(e).__name__}: {e}"})
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     proto = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # model prints go to stderr
-    return _serve(json.loads(args.spec), sys.stdin, proto)
+    try:
+        return _serve(json.loads(args.spec), sys.stdin, proto)
+    finally:
+        try:
+            proto.close()
+        except OSError:  # the client is gone
+            pass
 
 
 if __name__ == "__main__":
