@@ -353,3 +353,24 @@ def test_info_cli(small_index, capsys):
     text = capsys.readouterr().out
     assert "sounds:     18 active, 0 removed, 18 rows; 512 -> 8 dims" in text
     assert info["evaluation"] is None  # built from files, not from an evaluated results tree
+
+
+def test_new_audio_is_refused_when_the_model_changed_since_the_build(small_collection, small_index, capsys):
+    """An index records its model's code version; when the model's code is no longer that one,
+    new audio would be embedded differently from the indexed sounds: refused, naming why,
+    while queries by fname still answer."""
+    from soundsim.service.index import StaleIndexError
+
+    root = small_index()
+    gen = store.current_generation(root)
+    manifest = json.loads((gen / "manifest.json").read_text())
+    assert manifest["model_code_version"]  # recorded from the embeddings file
+    manifest["model_code_version"] = "0123456789abcdef"  # as if built by another version of aisfx
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    clip = small_collection["audio"] / "bird00.wav"
+    with SimilarityIndex(root) as idx:
+        with pytest.raises(StaleIndexError, match=r"code of model aisfx changed \(0123456789abcdef when built"):
+            idx.similar_to_audio([clip])
+        assert idx.similar_to_fname("bird00", 3).results  # the stored vectors still answer
+    assert cli.main(["query", str(root), "--audio", str(clip)]) == 2
+    assert "rebuild the index" in capsys.readouterr().err
