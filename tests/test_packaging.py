@@ -54,8 +54,8 @@ def one_line(r: subprocess.CompletedProcess) -> str:
 def test_every_extra_named_is_declared_in_pyproject():
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(extras.EXTRA_OF.values()) <= set(declared)
-    assert set(declared) == {"torch", "essentia", "workflow", "listen", "test", "all"}
-    assert declared["all"] == ["soundsim[torch,essentia,workflow,listen,test]"]
+    assert set(declared) == {"torch", "essentia", "workflow", "listen", "service", "test", "all"}
+    assert declared["all"] == ["soundsim[torch,essentia,workflow,listen,service,test]"]
     core = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert any(d.startswith("pyarrow") for d in core) and not any(d.startswith("torch") for d in core)
 
@@ -65,6 +65,7 @@ def test_install_hint():
     assert extras.install_hint(["torch", "essentia", "torchaudio"]) == "pip install 'soundsim[torch,essentia]'"
     assert extras.install_hint(["matplotlib.pyplot", "aisfx", "rarepkg"]) == (
         "pip install 'soundsim[workflow]' && pip install --no-deps aisfx==0.1.2 && pip install rarepkg")
+    assert extras.install_hint(["faiss"]) == "pip install 'soundsim[service]'"
     e = extras.MissingDependency(["torch"], "model aisfx")
     assert str(e) == "model aisfx needs torch (not installed); install it with: pip install 'soundsim[torch]'"
 
