@@ -66,7 +66,8 @@ EXACT = "exact"
 #: suffices there; 4 leaves room for harder data). nprobe 16 stays the default (latency first):
 #: it does NOT meet the issue's 0.99 recall target on that collection (0.999 on the issue's
 #: reference set); raise ``nprobe`` per index (make_spec params) where recall matters more.
-#: HNSW (M 32, efConstruction 200, efSearch 128) and IVF-PQ were not measured yet when chosen.
+#: HNSW (M 32, efConstruction 200, efSearch 128), idle machine: recall@15 0.978 at 0.97 ms p50,
+#: MAP@15 loss 0.0013 (efSearch 256: 0.993 at 1.75 ms); IVF-PQ (25 x 8 bits, rerank 16): 0.658.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "flat": {"margin": 32},
     "hnsw": {"m": 32, "ef_construction": 200, "ef_search": 128, "margin": 32},
