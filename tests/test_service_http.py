@@ -501,3 +501,20 @@ def test_soundsim_serve_warns_when_not_on_loopback_names(index_dir, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_an_index_of_precomputed_embeddings_refuses_uploads_and_answers_fnames(small_collection, tmp_path):
+    """No model to embed new audio with (``kind: precomputed``): an upload is a 400 saying so,
+    a query by fname is answered, and no worker is started."""
+    root = tmp_path / "precomputed"
+    build_index_from(small_collection["embeddings"], small_collection["manifest"], SETTING, root,
+                     model_cfg={"kind": "precomputed", "path": str(small_collection["embeddings"])})
+    srv = Server(root, max_upload_bytes=MAX_UPLOAD)
+    try:
+        status, answer = upload(srv.port, "bird00.wav", (small_collection["audio"] / "bird00.wav").read_bytes())
+        assert status == 400 and "precomputed embeddings" in answer["error"], answer
+        status, _, body = request(srv.port, "GET", "/similar/bird00?k=3")
+        assert status == 200 and len(json.loads(body)["results"]) == 3
+        assert not srv.svc.model_loaded
+    finally:
+        srv.close()

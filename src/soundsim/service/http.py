@@ -185,12 +185,13 @@ class Service:
         precomputed embeddings, :class:`Unavailable` when the model cannot be loaded."""
         from soundsim.service.embed import EmbedClient, EmbedWorkerError, spec_of
 
-        from soundsim.service.index import StaleIndexError, check_can_embed
+        from soundsim.service.index import StaleIndexError, check_has_model, check_model_unchanged
 
         spec = spec_of(idx.manifest)
-        if (spec.get("model_config") or {}).get("kind") == "precomputed":
-            raise BadQuery(f"this index holds precomputed embeddings ({idx.manifest['model']}): it cannot embed "
-                           "new audio; query a sound of the index with GET /similar/<fname>")
+        try:
+            check_has_model(idx.manifest, idx.root)
+        except QueryError as e:
+            raise BadQuery(f"{e} (GET /similar/<fname>)") from e
         with self._lock:
             if self._client is not None and self._client_spec != spec:
                 self._client.close()
@@ -198,7 +199,7 @@ class Service:
             if self._client is None:
                 log.info("starting the embedding worker of %s", idx.manifest["system"])
                 try:
-                    check_can_embed(idx.manifest, idx.root)  # the model's code and weights are the index's
+                    check_model_unchanged(idx.manifest, idx.root)  # the model's code and weights are the index's
                 except StaleIndexError as e:
                     raise Unavailable(str(e)) from e
                 try:

@@ -388,12 +388,17 @@ class SimilarityIndex:
 
 def check_can_embed(manifest: Mapping[str, Any], root: Path) -> None:
     """:class:`QueryError` unless new audio can be embedded for this index: not for precomputed
-    embeddings, and only with the model's code and weights unchanged (:func:`check_model_unchanged`)."""
-    cfg = manifest.get("model_config") or {}
-    if cfg.get("kind") == "precomputed":
+    embeddings (:func:`check_has_model`), and only with the model's code and weights unchanged
+    (:func:`check_model_unchanged`)."""
+    check_has_model(manifest, root)
+    check_model_unchanged(manifest, root)
+
+
+def check_has_model(manifest: Mapping[str, Any], root: Path) -> None:
+    """:class:`QueryError` for an index of precomputed embeddings: no model to embed new audio with."""
+    if (manifest.get("model_config") or {}).get("kind") == "precomputed":
         raise QueryError(f"the index {root} holds precomputed embeddings ({manifest['model']}): soundsim cannot "
                          f"embed new audio for it; query a sound of the index by its fname")
-    check_model_unchanged(manifest, root)
 
 
 def check_model_unchanged(manifest: Mapping[str, Any], root: Path) -> None:
