@@ -40,13 +40,14 @@ log = logging.getLogger("soundsim")
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from soundsim import models, plan
+    from soundsim import heads, models, plan
     from soundsim.config import load_config
     from soundsim.errors import ConfigError
 
     path = args.config_file or args.config
     cfg = load_config(path, args.schema)
     try:
+        heads.check_config(cfg)
         models.check_models_config(plan.enabled_models(cfg))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e
@@ -59,7 +60,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from soundsim.datasets import demo
 
-    paths = demo.generate(args.out, seed=args.seed, clips_per_class=args.clips_per_class, progress=not args.quiet)
+    paths = demo.generate(args.out, seed=args.seed, clips_per_class=args.clips_per_class, progress=not args.quiet,
+                          fname_prefix=args.fname_prefix)
     n = len(demo.plan(args.clips_per_class))
     print(f"demo collection: {n} clips, {len(demo.VOCABULARY)} labels, {len(demo.FAMILIES)} families -> {args.out}")
     for k, p in paths.items():
@@ -79,7 +81,8 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
         src = demo_source_dir(cfg["results"], cfg["collection"]["name"])
         if not (src / "ground_truth.csv").is_file():
             log.info("demo sources missing: generating them under %s", src)
-            demo.generate(src, cfg["collection"]["seed"], cfg["collection"]["clips_per_class"], not args.quiet)
+            demo.generate(src, cfg["collection"]["seed"], cfg["collection"]["clips_per_class"], not args.quiet,
+                          cfg["collection"]["fname_prefix"])
     paths = manifest.run(
         cfg["collection"], collection_dir(cfg), cfg["extraction"]["on_bad_audio"], args.threads, not args.quiet, src
     )
@@ -419,6 +422,8 @@ def _add_demo_data(sub: argparse._SubParsersAction, common: argparse.ArgumentPar
     d.add_argument("--out", required=True, type=Path, help="output folder (e.g. results/demo/source)")
     d.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same files")
     d.add_argument("--clips-per-class", type=int, default=16, help="clips per class, 19 classes (default 16)")
+    d.add_argument("--fname-prefix", default="demo",
+                   help="clip names are <prefix><5 digits> (default demo: demo00042)")
     d.set_defaults(func=_cmd_demo_data)
 
 

@@ -391,17 +391,22 @@ def synthesize(seed: int, index: int, cls: str) -> tuple[np.ndarray, int, list[s
     return x, sr, labels, ext, subtype
 
 
-def plan(clips_per_class: int) -> list[tuple[str, str]]:
-    """(fname, class) for every clip, in a fixed order."""
+#: the default fname prefix: clips are named demo00000, demo00001, ...
+FNAME_PREFIX = "demo"
+
+
+def plan(clips_per_class: int, fname_prefix: str = FNAME_PREFIX) -> list[tuple[str, str]]:
+    """(fname, class) for every clip, in a fixed order; fnames ``<fname_prefix><5 digits>``."""
     out, i = [], 0
     for cls in CLASSES:
         for _ in range(clips_per_class):
-            out.append((f"demo{i:05d}", cls))
+            out.append((f"{fname_prefix}{i:05d}", cls))
             i += 1
     return out
 
 
-def generate(out_dir: str | Path, seed: int = 0, clips_per_class: int = 16, progress: bool = True) -> dict[str, Path]:
+def generate(out_dir: str | Path, seed: int = 0, clips_per_class: int = 16, progress: bool = True,
+             fname_prefix: str = FNAME_PREFIX) -> dict[str, Path]:
     """Write the demo collection under ``out_dir``:
 
     ``audio/<fname>.wav|flac``, ``ground_truth.csv`` (fname,labels),
@@ -412,7 +417,7 @@ def generate(out_dir: str | Path, seed: int = 0, clips_per_class: int = 16, prog
     audio = out / "audio"
     audio.mkdir(parents=True, exist_ok=True)
     rows = []
-    items = plan(clips_per_class)
+    items = plan(clips_per_class, fname_prefix)
     for idx, (fname, cls) in enumerate(progress_bar(items, desc="demo audio", unit="clip", disable=not progress)):
         x, sr, labels, ext, subtype = synthesize(seed, idx, cls)
         dst = audio / f"{fname}{ext}"
