@@ -23,8 +23,11 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     figures/listening.{png,pdf}                                                rule listening_summary
     listening/ratings.sqlite                                                   soundsim listen
     service/index/ (CURRENT, gen-<n>/: soundsim.service.store)                 rule build_index (service.enabled)
+    heads/<head>/{head.pt, head.json, training.csv}                            rule train_head (heads:)
+    embeddings/<head>/<variation>.h5                                           rule apply_head (a head is a model)
     logs/<rule>.log, logs/extract/<model>/<variation>.{shard-<k>-of-<n>,merge}.log,
-    logs/evaluate/<model>/<variation>/<processing>.log, logs/evaluate_indexes/<model>/<variation>.log
+    logs/evaluate/<model>/<variation>/<processing>.log, logs/evaluate_indexes/<model>/<variation>.log,
+    logs/train_head/<head>.log, logs/apply_head/<head>/<variation>.log
     benchmarks/{extract,merge,evaluate,evaluate_indexes}/...tsv (as the logs), benchmarks/service/index.tsv   Snakemake's benchmark: files
     report.html                                                                snakemake --report
 
@@ -518,6 +521,39 @@ class Layout:
     def service_index_benchmark(self) -> Path:
         """``benchmarks/service/index.tsv``."""
         return self.dir / "benchmarks" / "service" / "index.tsv"
+
+    # learned similarity heads (soundsim.heads): trained here, on the train collection's vectors
+    def head_dir(self, head: str) -> Path:
+        """``heads/<head>/``: one head's checkpoint, metadata and training log (rule train_head)."""
+        return self.dir / "heads" / head
+
+    def head_checkpoint(self, head: str) -> Path:
+        """``heads/<head>/head.pt``: the trained head (:meth:`soundsim.head.TrainedHead.save`)."""
+        return self.head_dir(head) / "head.pt"
+
+    def head_meta(self, head: str) -> Path:
+        """``heads/<head>/head.json``: what the head was trained on and how (:func:`soundsim.heads.head_meta`)."""
+        return self.head_dir(head) / "head.json"
+
+    def head_training_log(self, head: str) -> Path:
+        """``heads/<head>/training.csv``: one row per epoch (train_loss, val_map@15, seconds, best)."""
+        return self.head_dir(head) / "training.csv"
+
+    def train_head_log(self, head: str) -> Path:
+        """``logs/train_head/<head>.log``."""
+        return self.dir / "logs" / "train_head" / f"{head}.log"
+
+    def train_head_benchmark(self, head: str) -> Path:
+        """``benchmarks/train_head/<head>.tsv``."""
+        return self.dir / "benchmarks" / "train_head" / f"{head}.tsv"
+
+    def apply_head_log(self, head: str, variation: str) -> Path:
+        """``logs/apply_head/<head>/<variation>.log``."""
+        return self.dir / "logs" / "apply_head" / head / f"{variation}.log"
+
+    def apply_head_benchmark(self, head: str, variation: str) -> Path:
+        """``benchmarks/apply_head/<head>/<variation>.tsv``."""
+        return self.dir / "benchmarks" / "apply_head" / head / f"{variation}.tsv"
 
 
 def processed_file(processed_dir: str | Path, aggregation: str, pca: int | str | None) -> Path:

@@ -23,8 +23,19 @@ Warn = Callable[[str], None]
 
 def enabled_models(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """Model name -> its config section, for every model of ``models:`` not disabled
-    (``enabled: false``), in config order."""
-    return {n: m for n, m in (config.get("models") or {}).items() if (m or {}).get("enabled", True)}
+    (``enabled: false``), in config order, then every enabled head of ``heads:`` as a
+    section of kind ``head`` (:func:`soundsim.heads.head_sections`): a head is a model."""
+    from soundsim import heads
+
+    models = {n: m for n, m in (config.get("models") or {}).items() if (m or {}).get("enabled", True)}
+    return {**models, **heads.head_sections(config, models)}
+
+
+def head_models(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Head name -> its model section (kind ``head``), the heads among :func:`enabled_models`."""
+    from soundsim import heads
+
+    return {n: m for n, m in enabled_models(config).items() if (m or {}).get("kind") == heads.KIND}
 
 
 def model_variations(config: Mapping[str, Any]) -> list[tuple[str, str]]:

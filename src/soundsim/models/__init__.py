@@ -27,7 +27,9 @@ Besides the modules of this package, a model comes from:
 * a **kind** the config defines (``models.<name>.kind``, :data:`KINDS`):
   ``hear`` wraps any module implementing the HEAR 2021 API
   (:mod:`soundsim.models._hear`), ``precomputed`` imports vectors computed
-  elsewhere (:mod:`soundsim.models._precomputed`). The name is the user's; the
+  elsewhere (:mod:`soundsim.models._precomputed`), ``head`` is a learned
+  similarity head of ``heads:`` (:mod:`soundsim.models._head`, never written
+  under ``models:``). The name is the user's; the
   model's :class:`ModelInfo` is built from its config section by the kind
   module. Every function below that takes ``cfg`` (the model's config section)
   dispatches on ``cfg["kind"]``; without a kind, ``name`` is a registered model.
@@ -219,7 +221,12 @@ class LoadedModel:
 #: entry-point group through which plugin packages register model modules
 ENTRY_POINT_GROUP = "soundsim.models"
 #: model kinds defined by the config (``models.<name>.kind``) -> the module that implements each
-KINDS: dict[str, str] = {"hear": "soundsim.models._hear", "precomputed": "soundsim.models._precomputed"}
+KINDS: dict[str, str] = {
+    "hear": "soundsim.models._hear",
+    "precomputed": "soundsim.models._precomputed",
+    # not written under models: -- every heads: entry becomes a section of this kind (soundsim.heads)
+    "head": "soundsim.models._head",
+}
 
 
 def kind_of(cfg: Mapping[str, Any] | None) -> str | None:
