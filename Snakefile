@@ -25,6 +25,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/listening.smk"
 include: "workflow/rules/service.smk"
+include: "workflow/rules/heads.smk"
 
 
 rule all:

@@ -1,4 +1,5 @@
-# Collection stage: (demo generation) -> manifest.
+# Collection stage: (demo generation) -> manifest, for the evaluated collection and, when heads
+# are configured, the training collection (wildcard collection: either name).
 
 
 rule demo_data:
@@ -13,8 +14,9 @@ rule demo_data:
     conda:
         "../../envs/soundsim.yaml"
     params:
-        seed=COLLECTION.get("seed", 0),
-        clips_per_class=COLLECTION.get("clips_per_class", 16),
+        seed=lambda w: collection_config(w)["seed"],
+        clips_per_class=lambda w: collection_config(w)["clips_per_class"],
+        fname_prefix=lambda w: collection_config(w)["fname_prefix"],
     script:
         "../scripts/demo_data.py"
 
@@ -35,9 +37,9 @@ rule manifest:
         "../../envs/soundsim.yaml"
     threads: 4
     params:
-        collection=COLLECTION,
+        collection=lambda w: collection_config(w),
         on_bad_audio=config["extraction"]["on_bad_audio"],
         # sizes and mtimes of the audio files: a changed clip re-makes the manifest (its fingerprints)
-        audio_state=manifest_lib.audio_state(COLLECTION),
+        audio_state=lambda w: AUDIO_STATE[w.collection],
     script:
         "../scripts/manifest.py"

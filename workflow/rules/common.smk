@@ -6,6 +6,7 @@ from snakemake.logging import logger
 from snakemake.settings.types import DeploymentMethod
 
 from soundsim import envs
+from soundsim import heads as heads_lib
 from soundsim import index_eval
 
 from soundsim import manifest as manifest_lib
@@ -43,6 +44,7 @@ def config_error(e):
 # naming the key and the allowed values); then the models: section against the registry.
 try:
     validate_config(config, load_yaml(find_schema()))
+    heads_lib.check_config(config)
 except ConfigError as e:
     config_error(e)
 
@@ -60,13 +62,23 @@ scattergather:
 
 RESULTS = config["results"]
 COLLECTION = config["collection"]
+# The collection the heads (heads:) are trained on: its own results folder, made by the same
+# rules (demo_data, manifest, extract_shard, merge_embeddings) as the evaluated collection's.
+TRAIN_COLLECTION = config.get("train_collection")
+COLLECTIONS = {
+    c["name"]: c for c in (COLLECTION, TRAIN_COLLECTION) if c is not None
+}
 # Every path of the results tree comes from soundsim.layout: LAYOUT gives the rules'
-# patterns (wildcard {collection}), OUT the configured collection's own files.
+# patterns (wildcard {collection}), OUT the configured collection's own files, TRAIN_OUT
+# the training collection's.
 LAYOUT = Layout(RESULTS, "{collection}")
 OUT = Layout.from_config(config)
+TRAIN_OUT = Layout(RESULTS, TRAIN_COLLECTION["name"]) if TRAIN_COLLECTION else None
 
-# Enabled models, checked against the registry; weights resolved (and checked) now.
+# Enabled models, checked against the registry; weights resolved (and checked) now. The
+# learned similarity heads (heads:) are models too (kind head, soundsim.heads).
 MODELS = plan.enabled_models(config)
+HEADS = plan.head_models(config)
 try:
     registry.check_models_config(MODELS)
     WEIGHTS = registry.resolve_all_weights(MODELS, config.get("weights_dir"))
@@ -106,7 +118,7 @@ def _alternatives(values):
 
 
 wildcard_constraints:
-    collection=re.escape(COLLECTION["name"]),
+    collection=_alternatives(COLLECTIONS),
     model=_alternatives(MODELS),
     variation=_alternatives(v for _, v in WEIGHTS),
     aggregation="mean|median|max|none",
@@ -258,6 +270,7 @@ def all_targets():
         *(table_files() + table_page_files() + figure_files() if WEIGHTS else []),
         *index_targets(),
         *([OUT.service_index] if config["service"]["enabled"] and WEIGHTS else []),
+        *head_files(),
     ]
 
 
@@ -267,10 +280,15 @@ def rated_summaries(wildcards):
     return [lay.system_files(s).summary for s in rated_systems(lay.listening_db)]
 
 
+def collection_config(w):
+    """The config section of the collection of wildcard ``collection`` (evaluated or training)."""
+    return COLLECTIONS[w.collection]
+
+
 def collection_inputs(wildcards):
     """The files the manifest depends on, by collection kind."""
-    kind = COLLECTION["kind"]
-    if kind == "demo":
+    col = collection_config(wildcards)
+    if col["kind"] == "demo":
         lay = Layout(RESULTS, wildcards.collection)
         return {
             "audio": lay.source_audio,
@@ -279,7 +297,46 @@ def collection_inputs(wildcards):
             "families": lay.source("families"),
         }
     keys = ["ground_truth", "vocabulary", "ontology", "families"]
-    return {k: COLLECTION[k] for k in keys if COLLECTION.get(k)}
+    return {k: col[k] for k in keys if col.get(k)}
+
+
+# Audio state (sizes, mtimes) of each collection's audio files: a parameter of its manifest.
+AUDIO_STATE = {n: manifest_lib.audio_state(c) for n, c in COLLECTIONS.items()}
+
+
+def head_section(w):
+    """The model section of head ``w.head`` (or ``w.model``; soundsim.heads.head_sections): a
+    parameter of its rules, so that a changed entry re-trains (and re-applies) that head only."""
+    return HEADS[getattr(w, "head", None) or w.model]
+
+
+def head_train_embeddings(w):
+    """The training collection's embeddings of head ``w.head``'s base variation."""
+    h = HEADS[w.head]
+    return TRAIN_OUT.embeddings(h["base"], h["variation"])
+
+
+def head_base_embeddings(w):
+    """The evaluated collection's embeddings of head ``w.model``'s base variation."""
+    h = HEADS[w.model]
+    return Layout(RESULTS, w.collection).embeddings(h["base"], w.variation)
+
+
+def head_files():
+    """Every head's checkpoint, head.json and training.csv, tables/heads.csv and the heads'
+    figures ([] without heads)."""
+    if not HEADS:
+        return []
+    return [
+        *(
+            f
+            for h in HEADS
+            for f in (OUT.head_checkpoint(h), OUT.head_meta(h), OUT.head_training_log(h))
+        ),
+        OUT.table("heads"),
+        *OUT.figure_files("heads"),
+        *OUT.figure_files("heads_training"),
+    ]
 
 
 # Precomputed models (kind precomputed, imported by import_embeddings): their sources and the sources'
