@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +185,7 @@ def test_difference_test_and_holm_family(heads, tree):
 
 def test_missing_base_head_or_files_are_left_out_with_a_warning(settings, models, caplog):
     ghost = {"head-ghost": _meta("head-ghost", "ghost", "v1"),
-             "head-orphan": {**_meta("head-orphan", "basey", "v1")}}
+             "head-orphan": _meta("head-orphan", "basey", "v1")}  # a head that was not evaluated
     with caplog.at_level(logging.WARNING, logger="soundsim.tables"):
         out = T.heads_table(settings, models, {**ghost, "head-basey": HEADS["head-basey"]}, n_resamples=50)
     assert set(out["head"]) == {"head-basey"}
@@ -201,8 +202,6 @@ def test_missing_base_head_or_files_are_left_out_with_a_warning(settings, models
 
 
 def test_per_query_file_missing_on_disk(tmp_path, settings, models, caplog):
-    import shutil
-
     src = _files(settings, "basey", "v1", models.set_index("model").loc["basey", "best_setting"])
     copy = L.setting_files(tmp_path / "metrics", *src.key)
     shutil.copytree(src.dir, copy.dir)
