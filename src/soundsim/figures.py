@@ -23,7 +23,12 @@ empty input raises :class:`FiguresError`.
   lists of ``rankings.h5`` and the manifest's labels;
 * :func:`index_figure` / :func:`index_plot`: approximate search (``tables/indexes.csv``),
   MAP@15 against memory per sound and against query latency, per model and index type;
-* :func:`make_figures`: all of them (but the last) for one collection, from the tables the
+* :func:`heads_comparison` / :func:`heads_comparison_figure`: each learned similarity head
+  against its frozen base model (``tables/heads.csv``), per subset of labels, intervals as error
+  bars, significant differences (Holm) marked;
+* :func:`head_training` / :func:`head_training_figure`: the heads' training loss and validation
+  MAP@15 per epoch, the kept epoch marked;
+* :func:`make_figures`: all of them (but the last three) for one collection, from the tables the
   ``tables`` rule wrote (:func:`soundsim.tables.write_tables`), the settings'
   ``rankings.h5`` and the manifest; nothing is recomputed (the best setting of
   Fig. 1 is the one ``best_settings.csv`` names).
@@ -49,6 +54,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
@@ -952,6 +958,174 @@ def index_figure(indexes_df: pd.DataFrame, collection: str | None = None, metric
 def index_plot(indexes_df: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
     """:func:`index_figure`, saved as ``<path>.png`` and ``.pdf``."""
     return save(index_figure(indexes_df, collection), path)
+
+
+# --------------------------------------------------------------------------- learned similarity heads
+
+#: the columns of a head's training log (``heads/<head>/training.csv``) :func:`head_training_figure` draws
+TRAINING_LOG_COLUMNS = ("epoch", "train_loss", "val_map@15", "best")
+SUBSET_LABELS = {"all": "all labels", "seen": "training labels", "unseen": "held-out labels"}
+#: head and base colours in :func:`heads_comparison_figure`
+HEAD_COLOUR, BASE_COLOUR = "#dd8452", "#8c8c8c"
+
+
+def _as_bool(values: pd.Series) -> np.ndarray:
+    """A boolean column as read from CSV (bools, or the text ``True``/``true``/``1``)."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=bool)
+    return np.array([str(v).strip().lower() in ("true", "1", "yes") for v in values], dtype=bool)
+
+
+def head_training_figure(logs: Mapping[str, pd.DataFrame], collection: str | None = None) -> Figure:
+    """The heads' training curves (drawn, not saved): two panels sharing the x axis
+    (epoch), the training loss (top) and the validation MAP\\@15 (bottom, on the
+    validation split held out of the training collection), one line per head
+    (the same colour in both panels); the kept epoch (``best`` true: the weights
+    the head was saved with) is a star on both lines and named in the legend.
+    ``logs``: head -> its training log (``heads/<head>/training.csv``, columns
+    :data:`TRAINING_LOG_COLUMNS`; ``best`` bool or its text). ``collection``:
+    the training collection, named in the title. No logs, an empty log or one
+    lacking a column raise :class:`FiguresError` naming the head."""
+    if not logs:
+        raise FiguresError("head_training: no data to plot (no training logs)")
+    frames = {str(h): _check(df, TRAINING_LOG_COLUMNS, f"head_training ({h})").sort_values("epoch")
+              for h, df in logs.items()}
+    colours = dict(zip(frames, sns.color_palette("deep", max(len(frames), 1)).as_hex(), strict=False))
+    fig = _new_figure(7.5, 5.6)
+    loss_ax, val_ax = fig.subplots(2, 1, sharex=True)
+    for head, df in frames.items():
+        epoch = df["epoch"].to_numpy(dtype=float)
+        kept = _as_bool(df["best"])
+        val = df["val_map@15"].to_numpy(dtype=float)
+        label = head
+        if kept.any():
+            k = int(np.flatnonzero(kept)[-1])
+            label += f" (kept epoch {epoch[k]:g}, validation MAP@15 {val[k]:.3f})"
+        for ax, col in ((loss_ax, "train_loss"), (val_ax, "val_map@15")):
+            y = df[col].to_numpy(dtype=float)
+            ok = np.isfinite(y)
+            ax.plot(epoch[ok], y[ok], color=colours[head], linewidth=1.4, marker="." if ok.sum() < 40 else None,
+                    label=label if ax is loss_ax else None)
+            mark = kept & ok
+            if mark.any():
+                ax.plot(epoch[mark], y[mark], marker="*", markersize=13, color=colours[head],
+                        markeredgecolor="black", linestyle="none", zorder=4)
+    loss_ax.set_ylabel("training loss", fontsize=9)
+    val_ax.set_ylabel("validation MAP@15\n(higher is better)", fontsize=9)
+    val_ax.set_xlabel("epoch")
+    for ax in (loss_ax, val_ax):
+        ax.grid(alpha=0.3)
+        ax.set_axisbelow(True)
+    handles, names = loss_ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="*", markersize=11, color="0.6", markeredgecolor="black", linestyle="none"))
+    names.append("kept epoch")
+    fig.legend(handles, names, loc="outside lower center", ncols=1 if len(frames) > 2 else 2,
+               fontsize=8, frameon=False)
+    fig.suptitle(_title("Learned similarity heads: training curves", collection,
+                        "star: the epoch whose weights were kept (best validation MAP@15)", ""), fontsize=10)
+    return fig
+
+
+def head_training(logs: Mapping[str, pd.DataFrame], path: str | Path, collection: str | None = None) -> list[Path]:
+    """:func:`head_training_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(head_training_figure(logs, collection), path)
+
+
+def _head_tick(r: pd.Series) -> str:
+    """Three lines: ``head-aisfx: mean / PCA 100 / MCSS``, ``vs aisfx / x-sequential-ce:
+    <its setting>`` (settings where the row has them) and the subset with its number of labels."""
+    subset = SUBSET_LABELS.get(str(r["subset"]), str(r["subset"]))
+    n = f" ({int(r['n_labels'])} labels)" if "n_labels" in r.index and not pd.isna(r["n_labels"]) else ""
+    var = f" / {r['variation']}" if "variation" in r.index and str(r["variation"]) else ""
+
+    def setting(col: str) -> str:
+        return f": {T.setting_label(r[col])}" if col in r.index and not pd.isna(r[col]) and str(r[col]) else ""
+
+    return f"{r['head']}{setting('head_setting')}\nvs {r['base']}{var}{setting('base_setting')}\n{subset}{n}"
+
+
+def _diff_text(r: pd.Series, metric: str) -> str:
+    """``Δ +0.052 **`` (stars: Holm-corrected p) when significant, else ``Δ +0.012 n.s.``."""
+    d = float(r["diff"])
+    fmt = f"{d:+.2f}" if metric == "mr1" else f"{d:+.3f}"
+    if "significant" in r.index and bool(_as_bool(pd.Series([r["significant"]]))[0]):
+        return f"Δ {fmt} {_stars(float(r.get('p_holm', math.nan))) or '*'}"
+    return f"Δ {fmt} n.s."
+
+
+def heads_comparison_figure(heads_df: pd.DataFrame, collection: str | None = None) -> Figure:
+    """Each learned similarity head against its frozen base (drawn, not saved),
+    from ``tables/heads.csv`` (:func:`soundsim.tables.heads_table`): one panel per
+    metric (MAP\\@15, MAP\\@150, MR1, those in the table), one pair of horizontal
+    bars per head and subset (rows: all labels; for a class-disjoint head also
+    its training labels and its held-out labels), base (grey) and head
+    (orange), each at its best setting, with the bootstrap intervals
+    (``*_lo``, ``*_hi``) as error bars. Beside each pair: the difference head -
+    base, with stars for the Holm-corrected p-value when significant (``*`` <
+    0.05, ``**`` < 0.01, ``***`` < 0.001; the family: every head-vs-base test
+    of one subset and metric) and ``n.s.`` otherwise; a significant
+    difference's head bar is outlined in black."""
+    df = _check(heads_df, ["head", "base", "subset", "metric", "head_value", "base_value", "diff"],
+                "heads_comparison")
+    metrics = T.metric_names(df["metric"].astype(str).unique())
+    if not metrics:
+        raise FiguresError("heads_comparison: the table has no map@N / mr1 rows")
+    groups = list(dict.fromkeys(zip(df["head"].astype(str), df["subset"].astype(str), strict=True)))
+    y = np.arange(len(groups))
+    h = 0.38
+    fig = _new_figure(max(7.0, 3.1 * len(metrics) + 3.4), max(2.8, 0.95 * len(groups) + 1.8))
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    bar_err = {"ecolor": "0.15", "elinewidth": 0.9, "capsize": 2.5, "capthick": 0.9}
+    ticks = [""] * len(groups)
+    for ax, m in zip(axes, metrics, strict=True):
+        rows = df[df["metric"].astype(str) == m].copy()
+        rows["_g"] = [groups.index(g) for g in zip(rows["head"].astype(str), rows["subset"].astype(str),
+                                                    strict=True)]
+        rows = rows.drop_duplicates("_g").set_index("_g").reindex(range(len(groups)))
+        ends = []
+        for side, colour, off, what in (("base", BASE_COLOUR, -h / 2, "frozen base model"),
+                                        ("head", HEAD_COLOUR, h / 2, "learned head")):
+            v = rows[f"{side}_value"].to_numpy(dtype=float)
+            err = _errors(rows.rename(columns={f"{side}_lo": "v_lo", f"{side}_hi": "v_hi"}), "v", v)
+            bars = ax.barh(y + off, np.nan_to_num(v), height=h, color=colour, label=what, xerr=err, error_kw=bar_err)
+            end = v + (err[1] if err is not None else 0.0)
+            ends.append(end)
+            if side == "head" and "significant" in rows.columns:
+                sig = _as_bool(rows["significant"].fillna(False))
+                for k in np.flatnonzero(sig):
+                    bars[k].set(edgecolor="black", linewidth=1.6)
+        end = np.fmax(ends[0], ends[1])
+        for k in range(len(groups)):
+            r = rows.iloc[k]
+            if pd.isna(r["head_value"]):
+                continue
+            ticks[k] = _head_tick(r)
+            x = float(end[k]) if np.isfinite(end[k]) else 0.0
+            ax.text(x, y[k], "  " + _diff_text(r, m), va="center", fontsize=7.5,
+                    fontweight="bold" if "n.s." not in _diff_text(r, m) else "normal")
+        top = np.nanmax(end) if np.isfinite(end).any() else 1.0
+        ax.set_xlim(0, top * 1.45 if top > 0 else 1.0)
+        if m.startswith("map@"):  # room for the differences' text, but no MAP above 1 on the axis
+            ax.set_xticks([t for t in np.linspace(0, 1, 6) if t <= ax.get_xlim()[1]])
+        ax.set_xlabel(metric_label(m).replace(" (", "\n("), fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+    axes[0].set_yticks(y, ticks, fontsize=7.5)
+    axes[0].invert_yaxis()
+    handles = [Rectangle((0, 0), 1, 1, color=BASE_COLOUR), Rectangle((0, 0), 1, 1, color=HEAD_COLOUR),
+               Rectangle((0, 0), 1, 1, facecolor=HEAD_COLOUR, edgecolor="black", linewidth=1.6)]
+    names = ["frozen base model (its best setting)", "learned head (its best setting)",
+             "learned head, significantly different"]
+    fig.legend(handles, names, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    note = ("error bars: bootstrap confidence intervals; Δ = head − base, stars: Holm-corrected paired test "
+            "(family: every head vs its base, per subset and metric)")
+    fig.suptitle(_title("Learned similarity heads vs their frozen base models", collection, note, ""), fontsize=10)
+    return fig
+
+
+def heads_comparison(heads_df: pd.DataFrame, path: str | Path, collection: str | None = None) -> list[Path]:
+    """:func:`heads_comparison_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(heads_comparison_figure(heads_df, collection), path)
 
 
 def placeholder(path: str | Path, message: str, collection: str | None = None) -> list[Path]:

@@ -14,12 +14,14 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     metrics/<model>/<variation>/indexes.csv                                    rule evaluate_indexes (grid.indexes)
     tables/{all_settings,best_settings,models,families,labels,pairwise}.csv, tables/models.md   rule tables
     tables/indexes.csv, tables/indexes.html                                    rule index_table (grid.indexes)
+    tables/heads.csv                                                           learned similarity heads (heads:)
     tables/listening.csv, tables/listening.json                                rule listening_summary
     tables/<page>.html (each table of TABLE_PAGES as a page of the report)      rule table_pages
     figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1, bars)
     figures/grid/<model>__<variation>_heatmap.{png,pdf}                        rule figures (Fig. 1, heatmap)
     figures/{families,models,per_label,significance,precision_at_k}.{png,pdf}  rule figures
     figures/indexes.{png,pdf}                                                  rule index_figure (grid.indexes)
+    figures/{heads,heads_training}.{png,pdf}                                   learned similarity heads (heads:)
     figures/listening.{png,pdf}                                                rule listening_summary
     listening/ratings.sqlite                                                   soundsim listen
     service/index/ (CURRENT, gen-<n>/: soundsim.service.store)                 rule build_index (service.enabled)
@@ -78,7 +80,8 @@ METRIC_FILES: dict[str, str] = {
     "rankings": "rankings.h5",
     "per_query": "per_query.parquet",
 }
-#: the tables of ``tables/``, by key (rule tables; ``listening*``: rule listening_summary)
+#: the tables of ``tables/``, by key (rule tables; ``heads``: the learned similarity heads' table,
+#: its own rule; ``indexes``: rule index_table; ``listening*``: rule listening_summary)
 TABLES: dict[str, str] = {
     "all_settings": "all_settings.csv",
     "best_settings": "best_settings.csv",
@@ -87,6 +90,7 @@ TABLES: dict[str, str] = {
     "families": "families.csv",
     "labels": "labels.csv",
     "pairwise": "pairwise.csv",
+    "heads": "heads.csv",
     "indexes": "indexes.csv",
     "listening": "listening.csv",
     "listening_json": "listening.json",
@@ -98,6 +102,10 @@ SUMMARY_TABLES = ("all_settings", "best_settings", "models", "models_md", "famil
 FIGURES = ("families", "models", "per_label", "significance", "precision_at_k")
 #: the figure of approximate search (rule index_figure, when ``grid.indexes`` is not empty)
 INDEX_FIGURE = "indexes"
+#: the figures of the learned similarity heads (when ``heads:`` is configured): each head against its
+#: base model (:func:`soundsim.figures.heads_comparison`) and the training curves
+#: (:func:`soundsim.figures.head_training`)
+HEAD_FIGURES = ("heads", "heads_training")
 #: the per-variation table of approximate search (rule evaluate_indexes), in ``metrics/<model>/<variation>/``
 INDEX_EVAL_FILE = "indexes.csv"
 #: the HTML pages of ``tables/`` (rule table_pages; what the report shows of each table): the tables

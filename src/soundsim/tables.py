@@ -28,7 +28,12 @@ under ``<out_dir>``, each file atomically, named as :data:`soundsim.layout.TABLE
   ``best_*_lo/_hi`` there);
 * :func:`pairwise_table` -> ``pairwise.csv``: paired bootstrap tests of every
   pair of models of models.csv (at the fixed and at the best setting), the
-  difference, its interval and the Holm-corrected p-value.
+  difference, its interval and the Holm-corrected p-value;
+* :func:`heads_table` -> ``heads.csv`` (written by its own rule, not by
+  :func:`write_tables`): each learned similarity head against its frozen base
+  model at their best settings, on all queries and, for a class-disjoint head,
+  on the queries of its training labels and of its held-out labels (paired
+  tests, Holm over the heads' tests).
 
 Training data (:mod:`soundsim.training_data`): models.csv says what each model
 was trained on (``trained_on``) and whether that includes the evaluated
@@ -573,6 +578,192 @@ def pairwise_table(
     return pd.concat(parts, ignore_index=True)[cols]
 
 
+# --------------------------------------------------------------------------- learned similarity heads
+
+#: the query subsets of :func:`heads_table`, in row order
+HEAD_SUBSETS = ("all", "seen", "unseen")
+
+#: the columns of :func:`heads_table` (``heads.csv``)
+HEADS_COLUMNS = [
+    "head", "base", "variation", "subset", "metric", "head_setting", "base_setting",
+    "head_value", "head_lo", "head_hi", "base_value", "base_lo", "base_hi",
+    "diff", "diff_lo", "diff_hi", "se", "p", "p_holm", "significant", "better",
+    "n_labels", "n_queries", "same_queries", "class_disjoint", "train_collection", "fingerprint",
+]
+
+
+def _head_meta(key: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A head's ``head.json`` dict with what :func:`heads_table` needs checked:
+    ``name`` (default: ``key``), ``base`` and ``variation`` (strings),
+    ``train_labels`` / ``heldout_labels`` (lists of labels; default empty)."""
+    if not isinstance(meta, Mapping):
+        raise TablesError(f"head {key!r}: its metadata (head.json) is not an object")
+    missing = [k for k in ("base", "variation") if not meta.get(k)]
+    if missing:
+        raise TablesError(f"head {key!r}: head.json lacks {', '.join(missing)}")
+    out = dict(meta)
+    out["name"] = str(meta.get("name") or key)
+    for k in ("train_labels", "heldout_labels"):
+        v = meta.get(k) or []
+        if isinstance(v, str) or not isinstance(v, Sequence):
+            raise TablesError(f"head {out['name']!r}: head.json '{k}' is not a list of labels")
+        out[k] = [str(x) for x in v]
+    return out
+
+
+def _model_row(models_df: pd.DataFrame, model: str) -> pd.Series | None:
+    hit = models_df[models_df["model"].astype(str) == model]
+    return hit.iloc[0] if len(hit) else None
+
+
+def _base_setting(settings: Settings, base_row: pd.Series, variation: str) -> str | None:
+    """The base's setting to compare a head with: models.csv's ``best_setting``
+    when that row is the head's variation, else the best setting (:data:`TIE_RULE`)
+    of that variation among ``settings`` (None when it has none)."""
+    if str(base_row["variation"]) == variation:
+        return str(base_row["best_setting"])
+    mine = [s for s in settings if s.model == str(base_row["model"]) and s.variation == variation]
+    if not mine:
+        return None
+    best = best_settings(collect(mine))
+    log.info("heads_table: %s's best variation in models.csv is %s; compared at %s/%s's best setting %s",
+             base_row["model"], base_row["variation"], base_row["model"], variation, best["setting"].iloc[0])
+    return str(best["setting"].iloc[0])
+
+
+def _head_subsets(meta: Mapping[str, Any]) -> list[tuple[str, set[str] | None]]:
+    """(subset name, its labels; None: every label): ``all``, and for a head
+    with held-out labels ``seen`` (its train_labels) and ``unseen`` (heldout_labels)."""
+    out: list[tuple[str, set[str] | None]] = [("all", None)]
+    if meta["heldout_labels"]:
+        out += [("seen", set(meta["train_labels"])), ("unseen", set(meta["heldout_labels"]))]
+    return out
+
+
+def _head_rows(name: str, meta: Mapping[str, Any], pq: Mapping[str, pd.DataFrame], where: Mapping[str, str],
+               n_resamples: int, confidence: float, seed: int) -> list[dict[str, Any]]:
+    """The rows of one head (before Holm): per subset and metric, both systems'
+    intervals (:func:`soundsim.stats.intervals`) and the paired test of head - base
+    (:func:`soundsim.stats.pairwise`)."""
+    rows: list[dict[str, Any]] = []
+    for subset, labels in _head_subsets(meta):
+        sub = {k: df if labels is None else df[df["label"].astype(str).isin(labels)] for k, df in pq.items()}
+        try:
+            ci = St.intervals(sub, n_resamples, confidence, seed)
+            pw = St.pairwise(sub, n_resamples, confidence, seed)
+        except St.StatsError as e:
+            log.warning("heads_table: %s vs %s, subset %s: no comparable queries (%s); left out", name,
+                        meta["base"], subset, e)
+            continue
+        est = ci.set_index(["system", "metric"])
+        for t in pw.itertuples(index=False):
+            h, b = est.loc[("head", t.metric)], est.loc[("base", t.metric)]
+            rows.append({
+                "head": name, "base": str(meta["base"]), "variation": str(meta["variation"]), "subset": subset,
+                "metric": t.metric, "head_setting": where["head"], "base_setting": where["base"],
+                "head_value": float(h["estimate"]), "head_lo": float(h["lo"]), "head_hi": float(h["hi"]),
+                "base_value": float(b["estimate"]), "base_lo": float(b["lo"]), "base_hi": float(b["hi"]),
+                "diff": t.diff, "diff_lo": t.diff_lo, "diff_hi": t.diff_hi, "se": t.se, "p": t.p,
+                "n_labels": t.n_labels, "n_queries": t.n_queries, "same_queries": bool(t.same_queries),
+                "class_disjoint": bool(meta.get("class_disjoint", False)),
+                "train_collection": str(meta.get("train_collection") or ""),
+                "fingerprint": str(meta.get("fingerprint") or ""),
+            })
+    return rows
+
+
+def _head_systems(index: Mapping[tuple[str, str, str], L.SettingFiles], settings: Settings,
+                  models_df: pd.DataFrame, meta: Mapping[str, Any]
+                  ) -> tuple[dict[str, pd.DataFrame], dict[str, str]] | None:
+    """The per-query values (``head``, ``base``) and settings of one head's
+    comparison, or None (with a logged warning) when one is missing."""
+    name, base, variation = meta["name"], str(meta["base"]), str(meta["variation"])
+    head_row, base_row = _model_row(models_df, name), _model_row(models_df, base)
+    if head_row is None or base_row is None:
+        log.warning("heads_table: %s is not in models.csv; head %s left out", name if head_row is None else base,
+                    name)
+        return None
+    found = {"head": (str(head_row["variation"]), str(head_row["best_setting"])),
+             "base": (variation, _base_setting(settings, base_row, variation))}
+    pq: dict[str, pd.DataFrame] = {}
+    for side, model in (("head", name), ("base", base)):
+        var, setting = found[side]
+        files = index.get((model, var, setting)) if setting else None
+        if files is None or not files.per_query.is_file():
+            what = files.per_query if files is not None else f"{model}/{var}/{setting or '(no setting)'}"
+            log.warning("heads_table: %s not found; head %s left out", what, name)
+            return None
+        pq[side] = St.read_per_query(files.per_query)
+    return pq, {side: s for side, (_, s) in found.items()}
+
+
+def heads_table(
+    settings: Settings,
+    models_df: pd.DataFrame,
+    heads: Mapping[str, Mapping[str, Any]],
+    n_resamples: int = St.DEFAULT_RESAMPLES,
+    confidence: float = St.DEFAULT_CONFIDENCE,
+    seed: int = St.DEFAULT_SEED,
+) -> pd.DataFrame:
+    """Each learned similarity head against its frozen base model (``heads.csv``).
+
+    ``heads``: head -> its metadata (the dict of ``heads/<head>/head.json``:
+    ``name`` (the head's model name in models.csv, default the key), ``base``,
+    ``variation`` (the base's variation the head was trained on), ``train_labels``,
+    ``heldout_labels`` (empty unless ``class_disjoint``), ``class_disjoint``,
+    ``train_collection``, ``fingerprint``). The head is compared at its
+    ``best_setting`` of ``models_df`` (models.csv) with the base's variation
+    at the base's best setting: models.csv's ``best_setting`` when its row is
+    that variation, else that variation's best setting among ``settings``
+    (:data:`TIE_RULE`). Best against best: both chosen on the evaluated data.
+
+    One row per head, subset and metric (long format, like pairwise.csv; rows
+    in the order of ``heads``, then subset, then metric). Subsets (:data:`HEAD_SUBSETS`):
+    ``all`` (every query), and for a head with held-out labels ``seen`` (the
+    queries of its ``train_labels``) and ``unseen`` (of its
+    ``heldout_labels``); each system's ``per_query.parquet`` rows (one per
+    (clip, label) pair) are kept by their ``label``, so a subset's macro value
+    is the mean over its labels of ``per_label.csv``'s values. Per subset and
+    metric: each system's macro value and bootstrap interval
+    (:func:`soundsim.stats.intervals`; ``all``: models.csv's ``best_*``
+    values) and the paired stratified bootstrap of ``diff`` = head - base
+    (:func:`soundsim.stats.pairwise`: interval, ``se``, two-sided ``p``).
+
+    **Holm's family**: every head-vs-base test of this table with the same
+    subset and metric (e.g. two heads: two tests for ``all`` / ``map@15``), not
+    pairwise.csv's family of all pairs of models (fewer tests, so ``p_holm``
+    here is usually smaller than the same pair's ``p_holm`` there). ``significant``:
+    ``p_holm < 1 - confidence``; ``better``: ``head`` or ``base`` when
+    significant (higher MAP, lower MR1), else empty.
+
+    Columns: :data:`HEADS_COLUMNS` (``n_labels, n_queries``: the compared
+    queries; ``same_queries`` False: compared on the queries both have). A
+    head whose model or base is not in ``models_df``, or whose per-query file
+    is not among ``settings`` or not on disk, is left out with a logged
+    warning; so is a subset without queries to resample. Empty (with these
+    columns) when no head can be compared; malformed metadata (no ``base`` or
+    ``variation``) raises :class:`TablesError` naming the head."""
+    _require(models_df, ["model", "variation", "best_setting"], "heads_table")
+    index = _index(settings)
+    rows: list[dict[str, Any]] = []
+    for key, raw in heads.items():
+        meta = _head_meta(str(key), raw)
+        found = _head_systems(index, settings, models_df, meta)
+        if found is not None:
+            rows += _head_rows(meta["name"], meta, found[0], found[1], n_resamples, confidence, seed)
+    if not rows:
+        return pd.DataFrame(columns=HEADS_COLUMNS)
+    out = pd.DataFrame(rows)
+    out["p_holm"] = math.nan
+    for _, idx in out.groupby(["subset", "metric"], sort=False).groups.items():
+        out.loc[idx, "p_holm"] = St.holm(out.loc[idx, "p"].to_numpy())
+    out["significant"] = out["p_holm"] < 1.0 - float(confidence)
+    head_better = [d < 0 if m == "mr1" else d > 0 for d, m in zip(out["diff"], out["metric"], strict=True)]
+    out["better"] = [("head" if hb else "base") if s else "" for hb, s in zip(head_better, out["significant"],
+                                                                            strict=True)]
+    return out[HEADS_COLUMNS]
+
+
 # --------------------------------------------------------------------------- training data
 
 
@@ -719,14 +910,17 @@ def models_markdown(models_df: pd.DataFrame, collection: str | None = None, conf
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`write_tables` (``pca`` and names kept as strings)."""
+    """Read a table written by :func:`write_tables` (or ``heads.csv``, :func:`heads_table`;
+    ``pca`` and names kept as strings, empty text columns as '')."""
     str_cols = {c: str for c in ("model", "variation", "aggregation", "pca", "search", "setting", "best_setting",
                                  "family", "label", "note", "modality", "objective", "params", "data_size",
                                  "comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
                                  "b_setting", "better", "trained_on", "training_note", TD.FLAG_COLUMN,
+                                 "head", "base", "subset", "head_setting", "base_setting", "train_collection",
+                                 "fingerprint",
                                  f"a_{TD.FLAG_COLUMN}", f"b_{TD.FLAG_COLUMN}")}
     df = pd.read_csv(path, dtype=str_cols, keep_default_na=False, na_values=["nan", ""])
-    for c in ("note", "better", "trained_on", "training_note"):
+    for c in ("note", "better", "trained_on", "training_note", "train_collection", "fingerprint"):
         if c in df.columns:
             df[c] = df[c].fillna("")
     return df
