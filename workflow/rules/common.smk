@@ -24,6 +24,7 @@ from soundsim.layout import (
     SUMMARY_TABLES,
     FIGURES,
     INDEX_FIGURE,
+    HEAD_FIGURES,
     TABLE_PAGES,
     grid_figure_name,
     grid_heatmap_name,
@@ -334,8 +335,7 @@ def head_files():
             for f in (OUT.head_checkpoint(h), OUT.head_meta(h), OUT.head_training_log(h))
         ),
         OUT.table("heads"),
-        *OUT.figure_files("heads"),
-        *OUT.figure_files("heads_training"),
+        *(f for name in HEAD_FIGURES for f in OUT.figure_files(name)),
     ]
 
 
