@@ -66,9 +66,7 @@ COLLECTION = config["collection"]
 # The collection the heads (heads:) are trained on: its own results folder, made by the same
 # rules (demo_data, manifest, extract_shard, merge_embeddings) as the evaluated collection's.
 TRAIN_COLLECTION = config.get("train_collection")
-COLLECTIONS = {
-    c["name"]: c for c in (COLLECTION, TRAIN_COLLECTION) if c is not None
-}
+COLLECTIONS = {c["name"]: c for c in (COLLECTION, TRAIN_COLLECTION) if c is not None}
 # Every path of the results tree comes from soundsim.layout: LAYOUT gives the rules'
 # patterns (wildcard {collection}), OUT the configured collection's own files, TRAIN_OUT
 # the training collection's.
@@ -307,7 +305,8 @@ AUDIO_STATE = {n: manifest_lib.audio_state(c) for n, c in COLLECTIONS.items()}
 
 def head_section(w):
     """The model section of head ``w.head`` (or ``w.model``; soundsim.heads.head_sections): a
-    parameter of its rules, so that a changed entry re-trains (and re-applies) that head only."""
+    parameter of its rules, so that a changed entry re-trains (and re-applies) that head only.
+    """
     return HEADS[getattr(w, "head", None) or w.model]
 
 
@@ -332,7 +331,11 @@ def head_files():
         *(
             f
             for h in HEADS
-            for f in (OUT.head_checkpoint(h), OUT.head_meta(h), OUT.head_training_log(h))
+            for f in (
+                OUT.head_checkpoint(h),
+                OUT.head_meta(h),
+                OUT.head_training_log(h),
+            )
         ),
         OUT.table("heads"),
         *(f for name in HEAD_FIGURES for f in OUT.figure_files(name)),
