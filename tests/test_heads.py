@@ -184,6 +184,9 @@ def test_training_set_leaves_out_heldout_clips(tmp_path):
     np.testing.assert_allclose(X[1], rows / np.linalg.norm(rows))
     X2, _, names2 = H.training_set(emb, man, "max", "minmax-pca")
     assert names2 == fnames[:4]
+    # the manifest as read_manifest gives it (labels as lists): the same clips and labels
+    listed = man.assign(labels=man["labels"].map(lambda s: [x for x in s.split(",") if x]))
+    assert H.training_set(emb, listed, "mean", "l2-pca", heldout=["Bark"])[1:] == (labels, names)
     np.testing.assert_array_equal(X2[0], emb.embeddings[0:1].max(axis=0))
     with pytest.raises(H.HeadsError, match="no clip to train on"):
         H.training_set(emb, man, "mean", "l2-pca", heldout=["Dog", "Bark", "Rain"])

@@ -64,8 +64,12 @@ def test_heads_are_trained_applied_and_evaluated_like_models(venv_bin, tmp_path)
     assert attrs["head_fingerprint"] == meta["fingerprint"] and meta["heldout_labels"] == []
     assert meta["n_train"] + meta["n_val"] == 95 and meta["train_collection"] == "demo-train"
 
+    vocabulary = set(pd.read_csv(res / "labels.csv")["label"])
+    assert set(meta["train_labels"]) == vocabulary  # the demo's labels, as the manifest has them
     disjoint = json.loads((res / "heads" / "head-aisfx-disjoint" / "head.json").read_text())
     assert disjoint["heldout_labels"] and not set(disjoint["heldout_labels"]) & set(disjoint["train_labels"])
+    assert set(disjoint["heldout_labels"]) | set(disjoint["train_labels"]) <= vocabulary
+    assert "Music" in disjoint["train_labels"]  # a parent label is never held out
 
     heads = pd.read_csv(res / "tables" / "heads.csv")
     assert set(heads["head"]) == {"head-aisfx", "head-aisfx-disjoint"}

@@ -28,7 +28,10 @@ standard deviation anyway.)
 label in the manifest; for a ``class_disjoint`` head, a seeded share
 (``heldout_fraction``) of the labels is held out (:func:`heldout_labels`, per family)
 and every clip carrying one of them is left out of training, so the head never sees a
-held-out class; ``tables/heads.csv`` then reports the evaluated collection's queries of
+held-out class. The candidates are the clips' primary labels (each clip's rarest label,
+:func:`soundsim.head.primary_labels`: the most specific one), so a parent label such as
+Music over Piano and Organ is never held out and stays in training with its other
+children (a vocabulary with parents cannot be split more cleanly); ``tables/heads.csv`` then reports the evaluated collection's queries of
 seen and of unseen labels apart.
 
 **No shared clips** (:func:`check_disjoint`): the training and evaluated collections
@@ -234,10 +237,19 @@ def heldout_labels(labels: Sequence[str], families: Mapping[str, Sequence[str]] 
     return sorted(out)
 
 
+def _labels_of(value: Any) -> list[str]:
+    """A manifest's ``labels`` cell as a list: a list as :func:`soundsim.manifest.read_manifest`
+    gives it, or the comma-joined text of ``manifest.csv``."""
+    if isinstance(value, (list, tuple)):
+        return [str(lab) for lab in value if str(lab)]
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    return [lab for lab in str(value).split(",") if lab]
+
+
 def _label_lists(manifest: pd.DataFrame) -> dict[str, list[str]]:
-    """fname -> its labels (the manifest's comma-joined ``labels`` column)."""
-    return {str(f): [lab for lab in str(ls).split(",") if lab] for f, ls in
-            zip(manifest["fname"], manifest["labels"].fillna(""), strict=True)}
+    """fname -> its labels (the manifest's ``labels`` column, :func:`_labels_of`)."""
+    return {str(f): _labels_of(ls) for f, ls in zip(manifest["fname"], manifest["labels"], strict=True)}
 
 
 # --------------------------------------------------------------------------- overlap
@@ -333,7 +345,7 @@ def train_from_files(
     two manifests share clips, before anything is trained."""
     import time
 
-    from soundsim.head import HeadSpec, train_head
+    from soundsim.head import HeadSpec, primary_labels, train_head
     from soundsim.manifest import read_manifest
     from soundsim.store import read_embeddings
 
@@ -342,8 +354,12 @@ def train_from_files(
     check_disjoint(tm, em, f"train_collection ({train_manifest})", f"collection ({evaluated_manifest})")
     spec = HeadSpec.from_config(section["spec"], f"heads.{name}")
     emb = read_embeddings(train_embeddings)
-    labels_present = sorted({lab for ls in _label_lists(tm).values() for lab in ls})
-    heldout = (heldout_labels(labels_present, _families(train_families), section["heldout_fraction"], spec.seed)
+    clip_labels = [ls for ls in _label_lists(tm).values() if ls]
+    labels_present = sorted({lab for ls in clip_labels for lab in ls})
+    # held out: chosen among the clips' primary (rarest, i.e. most specific) labels, so that a
+    # parent label (Music over Piano and Organ) stays in training with its other children
+    heldout = (heldout_labels(sorted(set(primary_labels(clip_labels))), _families(train_families),
+                              section["heldout_fraction"], spec.seed)
                if section["class_disjoint"] else [])
     X, labels, fnames = training_set(emb, tm, section["aggregation"], base_order(section), heldout)
     say(f"{name}: training on {len(fnames)} clips x {X.shape[1]} dims of {section['base']}/{section['variation']} "
