@@ -94,7 +94,7 @@ def test_heads_are_trained_applied_and_evaluated_like_models(venv_bin, tmp_path)
     counts = job_counts(plan.stdout)
     assert counts["train_head"] == 1 and counts["apply_head"] == 1
     assert "extract_shard" not in counts and "merge_embeddings" not in counts
-    assert "wildcards: head=head-aisfx-disjoint" in plan.stdout and "head=head-aisfx\n" not in plan.stdout
+    assert "head=head-aisfx-disjoint" in plan.stdout and "head=head-aisfx\n" not in plan.stdout
 
     # the same seed trains the same head, bit for bit (here: through the workflow, forced)
     before = meta["fingerprint"]

@@ -185,6 +185,24 @@ def primary_labels(labels: Sequence[Sequence[str]]) -> list[str]:
     return [min(set(ls), key=lambda lab: (counts[lab], lab)) for ls in labels]
 
 
+def draw_per_group(groups: Mapping[str, Sequence[Any]], fraction: float, seed: int, at_least: int, leave: int
+                   ) -> list[Any]:
+    """A seeded share of each group's members: groups in name order, one
+    ``numpy.random.default_rng(seed)``; a group of n >= ``at_least + leave`` members gives
+    ``min(n - leave, max(at_least, round(fraction * n)))`` of them (a random permutation's
+    first), a smaller group none."""
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    for name in sorted(groups):
+        members = list(groups[name])
+        n = len(members)
+        if n < at_least + leave:
+            continue
+        k = min(n - leave, max(at_least, int(round(fraction * n))))
+        out += [members[j] for j in rng.permutation(n)[:k]]
+    return out
+
+
 def split_validation(labels: Sequence[Sequence[str]], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train_idx, val_idx), sorted, deterministic from ``seed``: the clips are grouped by
     primary label (:func:`primary_labels`), groups in name order; a group of n >= 4 clips
@@ -193,20 +211,10 @@ def split_validation(labels: Sequence[Sequence[str]], fraction: float, seed: int
     clips on each side; smaller groups stay in training."""
     if not 0 < fraction < 1:
         raise HeadError(f"val_fraction {fraction!r} is not in (0, 1)")
-    prim = primary_labels(labels)
     groups: dict[str, list[int]] = {}
-    for i, lab in enumerate(prim):
+    for i, lab in enumerate(primary_labels(labels)):
         groups.setdefault(lab, []).append(i)
-    rng = np.random.default_rng(seed)
-    val: list[int] = []
-    for lab in sorted(groups):
-        idx = groups[lab]
-        n = len(idx)
-        if n < 4:
-            continue
-        k = min(n - 2, max(2, int(round(fraction * n))))
-        val += [idx[j] for j in rng.permutation(n)[:k]]
-    val_idx = np.array(sorted(val), dtype=np.int64)
+    val_idx = np.array(sorted(draw_per_group(groups, fraction, seed, at_least=2, leave=2)), dtype=np.int64)
     train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
     return train_idx, val_idx
 

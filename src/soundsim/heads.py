@@ -225,16 +225,9 @@ def heldout_labels(labels: Sequence[str], families: Mapping[str, Sequence[str]] 
     rest = [lab for lab in pool if lab not in seen]
     if rest:
         groups["\uffff(no family)"] = rest
-    rng = np.random.default_rng(seed)
-    out: list[str] = []
-    for fam in sorted(groups):
-        members = groups[fam]
-        n = len(members)
-        if n < 2:
-            continue
-        k = min(n - 1, max(1, int(round(fraction * n))))
-        out += [members[i] for i in rng.permutation(n)[:k]]
-    return sorted(out)
+    from soundsim.head import draw_per_group
+
+    return sorted(draw_per_group(groups, fraction, seed, at_least=1, leave=1))
 
 
 def _labels_of(value: Any) -> list[str]:
