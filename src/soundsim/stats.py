@@ -70,7 +70,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +79,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from soundsim import measures
 from soundsim.errors import SoundsimError
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,6 @@ DEFAULT_CONFIDENCE = 0.95
 DEFAULT_SEED = 0
 #: resamples whose draw counts are turned into a float matrix at once
 _CHUNK = 128
-_AP_RE = re.compile(r"^ap@(\d+)$")
 
 
 class StatsError(SoundsimError):
@@ -100,19 +99,18 @@ class StatsError(SoundsimError):
 
 
 def metric_of(column: str) -> str:
-    """Per-query column -> macro metric: ``ap@15`` -> ``map@15``, ``r1`` -> ``mr1``."""
-    m = _AP_RE.match(column)
-    if m:
-        return f"map@{m.group(1)}"
-    if column == "r1":
-        return "mr1"
-    raise StatsError(f"not a per-query metric column: {column!r}")
+    """Per-query column -> macro metric: ``ap@15`` -> ``map@15``, ``r1`` -> ``mr1``,
+    ``rr`` -> ``mrr``, a panel column -> its own name (:func:`soundsim.measures.average_of`)."""
+    try:
+        return measures.average_of(column)
+    except measures.UnknownMetric as e:
+        raise StatsError(str(e)) from None
 
 
 def query_columns(df: pd.DataFrame) -> list[str]:
-    """The per-query metric columns of ``df``: ``ap@<N>`` (increasing N), then ``r1``."""
-    aps = sorted((c for c in df.columns if _AP_RE.match(str(c))), key=lambda c: int(_AP_RE.match(c).group(1)))
-    return aps + (["r1"] if "r1" in df.columns else [])
+    """The per-query metric columns of ``df``: ``ap@<N>`` (increasing N), ``r1``, then the
+    panel's (:func:`soundsim.measures.query_columns`)."""
+    return measures.query_columns(df.columns)
 
 
 def read_per_query(path: str | Path) -> pd.DataFrame:
@@ -309,8 +307,9 @@ def _interval(rep: np.ndarray, confidence: float, bounds: tuple[np.ndarray, np.n
 
 
 def metric_range(metric: str) -> tuple[float, float]:
-    """The values a macro metric can take: MAP@N in [0, 1], MR1 (a 0-based rank) in [0, inf)."""
-    return (0.0, 1.0) if metric.startswith("map@") else (0.0, math.inf)
+    """The values a macro metric can take: MR1 (a 0-based rank) in [0, inf), every other
+    (MAP@N and the panel's) in [0, 1] (:func:`soundsim.measures.metric_range`)."""
+    return measures.metric_range(metric)
 
 
 def _bounds(columns: Sequence[str], difference: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -491,7 +490,7 @@ def pairwise(
             out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"].to_numpy())
         alpha = 1.0 - float(confidence)
         out["significant"] = out["p_holm"] < alpha
-        lower_better = out["metric"] == "mr1"
+        lower_better = ~out["metric"].map(measures.higher_is_better).astype(bool)
         a_better = np.where(lower_better, out["diff"] < 0, out["diff"] > 0)
         out["better"] = np.where(out["significant"], np.where(a_better, out["a"].astype(str), out["b"].astype(str)),
                                  "")

@@ -61,6 +61,7 @@ from typing import Any
 import pandas as pd
 
 from soundsim import layout as L
+from soundsim import measures
 from soundsim import stats as St
 from soundsim import training_data as TD
 from soundsim.errors import SoundsimError
@@ -96,10 +97,9 @@ class TablesError(SoundsimError):
 
 
 def metric_names(keys: Any) -> list[str]:
-    """``map@<N>`` keys in increasing N, then ``mr1`` if present (other keys dropped)."""
-    keys = set(keys)
-    maps = sorted((k for k in keys if _MAP_RE.match(str(k))), key=lambda k: int(_MAP_RE.match(k).group(1)))
-    return maps + (["mr1"] if "mr1" in keys else [])
+    """``map@<N>`` keys in increasing N, ``mr1``, then the panel's metrics
+    (:func:`soundsim.measures.metric_names`; other keys dropped)."""
+    return measures.metric_names(keys)
 
 
 def _order(values: tuple[str, ...], v: Any) -> tuple[int, str]:
