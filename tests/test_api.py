@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 
 import soundsim
-from soundsim import api
+from soundsim import api, measures
+from soundsim import panel as PN
 from soundsim.errors import InputError
 from soundsim.store import read_rankings, write_embeddings
 
@@ -56,7 +57,12 @@ CIRCLE_LABELS = [["a"], ["b"], ["a"], ["b"]]
 @pytest.mark.parametrize("search", ["mips", "mcss", "nns"])
 def test_hand_checked_values(search):
     res = soundsim.evaluate_embeddings(CIRCLE, CIRCLE_FNAMES, CIRCLE_LABELS, pca="none", search=search)
-    assert res.summary == pytest.approx({"map@15": 11 / 48, "map@150": 11 / 48, "mr1": 5 / 4}, abs=1e-12)
+    paper = {k: res.summary[k] for k in ("map@15", "map@150", "mr1")}
+    assert paper == pytest.approx({"map@15": 11 / 48, "map@150": 11 / 48, "mr1": 5 / 4}, abs=1e-12)
+    # the panel from the same rankings: RR = 1/(R1+1): label a 1/2, 1/2; label b 1/3, 1/2 -> MRR (1/2 + 5/12)/2
+    assert res.summary["mrr"] == pytest.approx(11 / 24, abs=1e-12)
+    # R = 1 other relevant clip, never first: R-precision 0; recall@5 1 (every list holds it)
+    assert res.summary["rprec"] == 0.0 and res.summary["recall@5"] == 1.0
     per_label = res.per_label.set_index("label")
     assert per_label.loc["a", "map@15"] == pytest.approx(1 / 4) and per_label.loc["b", "map@15"] == pytest.approx(5 / 24)
     assert per_label.loc["a", "mr1"] == 1 and per_label.loc["b", "mr1"] == 1.5
@@ -291,15 +297,18 @@ def test_a_zero_vector_under_cosine_is_an_error_naming_it():
 
 def test_compare_estimates_are_the_summaries_and_paths_work(cli_run):
     frames, fnames, labels, fam, out = cli_run
-    a = soundsim.evaluate_embeddings(frames, fnames, labels, aggregation="mean", pca=8, search="mcss")
-    b = soundsim.evaluate_embeddings(frames, fnames, labels, aggregation="max", pca="none", search="nns")
+    # the families set the panel's graded gains (same label 1, same family 0.5), as the CLI run's --families
+    a = soundsim.evaluate_embeddings(frames, fnames, labels, aggregation="mean", pca=8, search="mcss", families=fam)
+    b = soundsim.evaluate_embeddings(frames, fnames, labels, aggregation="max", pca="none", search="nns",
+                                     families=fam)
     cmp = soundsim.compare({"a": a, "b": b}, n_resamples=300, seed=1)
     t = cmp.table.set_index("system")
     for name, r in (("a", a), ("b", b)):
         for m, v in r.summary.items():
             assert t.loc[name, m] == pytest.approx(v, abs=1e-12)
             assert t.loc[name, f"{m}_lo"] <= t.loc[name, m] <= t.loc[name, f"{m}_hi"]
-    assert list(cmp.pairwise["metric"]) == ["map@15", "map@150", "mr1"]
+    assert list(cmp.pairwise["metric"])[:3] == ["map@15", "map@150", "mr1"]
+    assert list(cmp.pairwise["metric"])[3:] == [measures.average_of(c) for c in PN.columns()]
     row = cmp.pairwise.iloc[0]
     assert (row["a"], row["b"]) == ("a", "b") and row["diff"] == pytest.approx(a.summary["map@15"] - b.summary["map@15"])
     assert bool(row["same_queries"])

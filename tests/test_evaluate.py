@@ -8,12 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from soundsim import measures
+from soundsim import panel as PN
 from soundsim import process as P
 from soundsim import search as S
 from soundsim.cli import main
 from soundsim.errors import CollectionError
 from soundsim.evaluate import PartialEvaluationError, evaluate_grid, evaluate_setting, setting_name
 from soundsim.metrics import build_label_index, metrics_from_scores
+from soundsim.relevance import family_gains
 from soundsim.store import Embeddings, read_embeddings, read_rankings, write_embeddings
 
 LABELS = ["Bark", "Meow", "Rain", "Thunder", "Guitar", "Solo"]
@@ -62,14 +65,15 @@ def test_cli_full_grid(files, tmp_path, capsys):
     assert len(dirs) == 27 and "agg-max_pca-none_search-mips" in dirs
     d = out / "agg-mean_pca-5_search-mcss"
     per_label = pd.read_csv(d / "per_label.csv")
-    assert list(per_label.columns) == ["label", "n_clips", "map@15", "map@150", "mr1"]
+    panel = [measures.average_of(c) for c in PN.columns()]
+    assert list(per_label.columns) == ["label", "n_clips", "map@15", "map@150", "mr1", *panel]
     assert per_label.set_index("label")["n_clips"].to_dict() == {
         "Bark": 12, "Guitar": 11, "Meow": 12, "Rain": 12 + 7, "Solo": 1, "Thunder": 12,
     }
     solo = per_label.set_index("label").loc["Solo"]
     assert np.isnan(solo["map@15"]) and np.isnan(solo["mr1"])  # single-clip label policy
     per_family = pd.read_csv(d / "per_family.csv")
-    assert list(per_family.columns) == ["family", "n_labels", "map@15", "map@150", "mr1"]
+    assert list(per_family.columns) == ["family", "n_labels", "map@15", "map@150", "mr1", *panel]
     assert per_family.set_index("family")["n_labels"].to_dict() == {"Animal": 2, "Natural": 2, "Music": 1}
     summary = json.loads((d / "summary.json").read_text())
     assert summary["setting"] == {
@@ -80,7 +84,7 @@ def test_cli_full_grid(files, tmp_path, capsys):
     assert summary["macro"]["map@15"] == pytest.approx(ok["map@15"].mean(), abs=1e-6)
     assert summary["macro"]["mr1"] == pytest.approx(ok["mr1"].mean(), abs=1e-6)
     assert summary["family_mean"]["map@150"] == pytest.approx(per_family["map@150"].mean(), abs=1e-6)
-    assert set(summary["micro"]) == {"map@15", "map@150", "mr1"}
+    assert set(summary["micro"]) == {"map@15", "map@150", "mr1", *panel}
     assert summary["counts"]["single_clip_labels"] == ["Solo"] and summary["counts"]["n_micro_queries"] == 59
     assert summary["counts"]["n_labels_in_no_family"] == 1  # Solo
     assert {"aggregation_s", "pca_s", "gram_s", "search_s", "metrics_s", "write_s"} <= set(summary["timings"])
@@ -182,7 +186,8 @@ def test_grid_matches_direct_metrics(files):
     dist = -np.linalg.norm(Zd[:, None, :] - Zd[None, :, :], axis=2)
     ix = build_label_index(labels)
     for s, scores in zip(summaries, [dist, cos], strict=True):
-        r = metrics_from_scores(scores, ix, [5, 20])
+        fam_of = {lab: f for f, labs in FAMILIES.items() for lab in labs}
+        r = metrics_from_scores(scores, ix, [5, 20], gains=family_gains(ix.labels, fam_of))
         assert s["macro"] == pytest.approx(r.macro(), rel=1e-6)
         assert s["micro"] == pytest.approx(r.micro(), rel=1e-6)
     one = evaluate_setting(emb, clips, FAMILIES, "median", 4, "mcss", [5, 20])
@@ -238,7 +243,7 @@ def test_per_query_parquet_matches_summary_and_per_label(files, tmp_path):
                   ["mean"], [5, "none"], ["mcss", "nns"], [15, 150], out_dir=out, write_rankings_files=False)
     for d in sorted(out.iterdir()):
         pq = pd.read_parquet(d / "per_query.parquet")
-        assert list(pq.columns) == ["fname", "label", "ap@15", "ap@150", "r1"]
+        assert list(pq.columns) == ["fname", "label", "ap@15", "ap@150", "r1", *PN.columns()]
         assert len(pq) == sum(len(ls) for ls in labels)  # 60 clips, some with 2 labels
         assert set(zip(pq["fname"], pq["label"], strict=True)) == {
             (f, lab) for f, ls in zip(fnames, labels, strict=True) for lab in ls}

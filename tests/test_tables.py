@@ -32,7 +32,7 @@ def _registry() -> dict[str, ModelInfo]:
     }
 
 
-def build_metrics(root: Path) -> Path:
+def build_metrics(root: Path, panel: bool = False) -> Path:
     """<root>/metrics/<model>/<variation>/<setting>/ for a frame-level model with
     two variations (3 aggregations) and a clip-level one, 40 clips, 4 labels, 2
     families, PCA 5 and none, every search, cutoffs 5 and 15."""
@@ -53,7 +53,7 @@ def build_metrics(root: Path) -> Path:
                               {"model": model, "variation": variation,
                                "level": "frame" if frames > 1 else "clip"})
         evaluate_grid(read_embeddings(h5), clips, FAMILIES, pcas=PCAS, cutoffs=[5, 15],
-                      out_dir=metrics / model / variation, write_rankings_files=False)
+                      out_dir=metrics / model / variation, write_rankings_files=False, panel=panel)
     return metrics
 
 

@@ -287,7 +287,9 @@ def evaluate_embeddings(
       ``minmax-pca`` (min-max scaling: Freesound descriptors),
       :mod:`soundsim.process`.
     * ``families``: family -> labels (or a families.json) for ``per_family``
-      and ``details["family_mean"]``; ``seed``: PCA's random_state (recorded);
+      and ``details["family_mean"]``, and the graded gains of the retrieval
+      panel (:mod:`soundsim.panel`: same label 1, same family 0.5; without
+      families, graded nDCG is binary); ``seed``: PCA's random_state (recorded);
       ``block_size``: query rows per search block; ``restrict``: with a CSV,
       evaluate the clips in both instead of raising on a mismatch.
 

@@ -64,6 +64,7 @@ import pandas as pd
 from soundsim import layout as L
 from soundsim import metrics as M
 from soundsim import process as P
+from soundsim import relevance as R
 from soundsim import search as S
 from soundsim.errors import CollectionError, SoundsimError, first_few
 from soundsim.fileutil import atomic_path, write_csv_atomic, write_text_atomic
@@ -179,6 +180,7 @@ def search_and_score(
     fnames: Sequence[str] | None = None,
     progress: bool = False,
     desc: str = "search",
+    panel: M.PN.Panel | None = None,
 ) -> dict[str, PassResult]:
     """One blockwise pass over the query clips of ``Z`` (N x D, float64: the
     processing output; kept for re-scoring, the float32 copy is made here)
@@ -189,11 +191,12 @@ def search_and_score(
     (:mod:`soundsim.search`), so the results do not depend on the block size.
     Memory: O(block_size x N) per search. ``seconds``: ``gram_s`` (shared),
     ``search_s`` (keys and top-K), ``metrics_s``, and ``rescore_s`` (the
-    float64 re-scoring, part of the two before)."""
+    float64 re-scoring, part of the two before). ``panel``
+    (:func:`soundsim.metrics.make_panel`): compute the retrieval panel too."""
     searches = S.check_searches(searches)
     prep = S.prepare(Z, searches, fnames)
     n = prep.n
-    accs = {s: M.MetricAccumulator(index, cutoffs) for s in searches}
+    accs = {s: M.MetricAccumulator(index, cutoffs, panel) for s in searches}
     k = next(iter(accs.values())).k
     idx = {s: np.empty((n, k), dtype=np.int32) for s in searches}
     sc = {s: np.empty((n, k), dtype=np.float32) for s in searches}
@@ -248,6 +251,8 @@ def per_query_table(fnames: Sequence[str], index: M.LabelIndex, metrics: M.Metri
     for c in metrics.cutoffs:
         df[f"ap@{c}"] = np.asarray(metrics.pair_ap[c], dtype=np.float64)
     df["r1"] = np.asarray(metrics.pair_r1, dtype=np.float64)
+    for c, v in metrics.pair_panel.items():
+        df[c] = np.asarray(v, dtype=np.float64)
     return df
 
 
@@ -334,8 +339,8 @@ def _pca_problem(emb: Embeddings, k: int | None) -> str | None:
 
 
 def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoffs: list[int],
-                 block_size: int | None, fnames: list[str], progress: bool, desc: str
-                 ) -> tuple[dict[str, PassResult], dict[str, Exception]]:
+                 block_size: int | None, fnames: list[str], progress: bool, desc: str,
+                 panel: M.PN.Panel | None = None) -> tuple[dict[str, PassResult], dict[str, Exception]]:
     """:func:`search_and_score` over all ``searches`` in one pass; when that
     fails for some search (e.g. a zero vector has no cosine), each search alone,
     so that the others still run. Returns (results, search -> error): a
@@ -343,7 +348,8 @@ def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoff
     never raised (also with a single search, so that the other processing
     settings of the grid still run)."""
     try:
-        return search_and_score(Z, index, searches, cutoffs, block_size, fnames, progress, desc=desc), {}
+        return search_and_score(Z, index, searches, cutoffs, block_size, fnames, progress, desc=desc,
+                                panel=panel), {}
     except S.SearchError as e:
         if len(searches) == 1:
             return {}, {searches[0]: e}
@@ -351,7 +357,8 @@ def _search_each(Z: np.ndarray, index: M.LabelIndex, searches: list[str], cutoff
     errors: dict[str, Exception] = {}
     for s in searches:
         try:
-            results.update(search_and_score(Z, index, [s], cutoffs, block_size, fnames, progress, desc=desc))
+            results.update(search_and_score(Z, index, [s], cutoffs, block_size, fnames, progress, desc=desc,
+                                            panel=panel))
         except S.SearchError as e:
             errors[s] = e
     return results, errors
@@ -378,6 +385,8 @@ class GridInputs:
     align_info: dict[str, Any]  # counts of :func:`align`
     single: list[str]  # labels with a single clip (NaN, left out of averages)
     code: dict[str, Any]  # code versions (evaluation, embeddings)
+    panel: M.PN.Panel | None = None  # the retrieval panel's collection data (None: not computed)
+    relevance: dict[str, Any] = field(default_factory=dict)  # where the graded gains came from
 
     @property
     def n_settings(self) -> int:
@@ -448,6 +457,9 @@ def prepare_grid(
     seed: int = 0,
     block_size: int | None = None,
     restrict: bool = False,
+    panel: bool = True,
+    relevance: str | Path | None = None,
+    family_gain: float = R.DEFAULT_FAMILY_GAIN,
 ) -> GridInputs:
     """Align the embeddings with the ground truth (:func:`align`) and validate
     the settings asked for (arguments as :func:`evaluate_grid`). Raises
@@ -468,8 +480,18 @@ def prepare_grid(
         log.warning("%d label(s) have a single clip; reported with NaN and left out of averages: %s",
                     len(single), first_few(single, quote=True))
     code = {"evaluation": evaluation_code_version(), "embeddings": sub.attrs.get("code_version")}
+    pn, rel_info = None, {}
+    if panel:
+        if relevance is not None:
+            G = R.read_gains(relevance, index.labels)
+            rel_info = {"gains": "file", "path": str(relevance)}
+        else:
+            family_of = {lab: fam for fam, labs in (families or {}).items() for lab in labs}
+            G = R.family_gains(index.labels, family_of, family_gain)
+            rel_info = {"gains": "families", "family_gain": float(family_gain)}
+        pn = M.make_panel(index, G, cutoffs)
     return GridInputs(sub, index, dict(families or {}), aggregations, ks, searches, cutoffs, order, seed,
-                      block_size, align_info, single, code)
+                      block_size, align_info, single, code, pn, rel_info)
 
 
 def compute_grid(grid: GridInputs, progress: bool = False, keep_processed: bool = False
@@ -516,7 +538,7 @@ def _compute_processing(grid: GridInputs, agg: str, k: int | None, Xn: np.ndarra
     if keep_processed:
         outcome.processed = ProcessedMatrix(list(grid.emb.fnames), Z, _processed_attrs(grid, agg, pname))
     results, search_errors = _search_each(Z, grid.index, grid.searches, grid.cutoffs, grid.block_size,
-                                          grid.emb.fnames, progress, f"agg={agg} pca={pname}")
+                                          grid.emb.fnames, progress, f"agg={agg} pca={pname}", grid.panel)
     outcome.failures.extend(_failure(agg, k, [s], err) for s, err in search_errors.items())
     for s in grid.searches:
         if s in results:
@@ -643,6 +665,7 @@ def _summary(grid: GridInputs, per_family: pd.DataFrame, agg: str, k: int | None
             "steps": P.PROCESSING[pca_info.get("order", "l2-pca")] + (" -> cosine (L2 again)" if search == "mcss"
                                                                       else ""),
         },
+        "panel": ({"measures": M.PN.columns(), **grid.relevance} if grid.panel is not None else None),
         "search": {"score": S.SCORE_MEANING[search], "tie_rule": S.TIE_RULE,
                    "dtype": "float32 candidates, float64 decisions"},
         "embeddings": {
@@ -673,6 +696,9 @@ def evaluate_grid(
     save_processed: bool = False,
     progress: bool = False,
     processed_dir: str | Path | None = None,
+    panel: bool = True,
+    relevance: str | Path | None = None,
+    family_gain: float = R.DEFAULT_FAMILY_GAIN,
 ) -> list[dict[str, Any]]:
     """Evaluate every (aggregation, PCA, search) combination; see the module
     docstring for the outputs (written when ``out_dir`` is given). Returns one
@@ -686,6 +712,10 @@ def evaluate_grid(
     ``save_processed`` also writes each processing setting's matrix (after
     normalisation and PCA) to ``<processed_dir>/<processing>.h5``
     (:func:`soundsim.layout.processed_file`; default ``OUT/processed``).
+    ``panel``: also compute the retrieval panel (:mod:`soundsim.panel`) with
+    the graded gains of ``relevance`` (a ``relevance.csv``,
+    :mod:`soundsim.relevance`), else family gains (``family_gain``) from
+    ``families``.
 
     A setting that cannot run on this file (a PCA size above the number of
     clips or the dimension, aggregation ``none`` on several rows per clip, a
@@ -699,7 +729,8 @@ def evaluate_grid(
     if out is not None:
         check_parquet_engine()
     pdir = None if out is None else Path(processed_dir) if processed_dir is not None else out / "processed"
-    grid = prepare_grid(emb, clips, families, aggregations, pcas, searches, cutoffs, seed, block_size, restrict)
+    grid = prepare_grid(emb, clips, families, aggregations, pcas, searches, cutoffs, seed, block_size, restrict,
+                        panel, relevance, family_gain)
     log.info("evaluating %d clips x %d labels: %d setting(s), processing %s (%s)", grid.emb.n_clips,
              len(grid.index.labels), grid.n_settings, grid.order, P.PROCESSING[grid.order])
     summaries: list[dict[str, Any]] = []
@@ -750,12 +781,15 @@ def evaluate_job(
     metrics_dir: str | Path,
     processed_dir: str | Path,
     seed: int = 0,
+    panel: bool = True,
+    relevance_path: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """One workflow job: one processing setting (aggregation, PCA) of one
     embeddings file, every search, evaluated on the clips the model embedded
     (clips the extractor recorded as failed are left out and counted in
     ``summary.json``). Writes the per-search folders under ``metrics_dir`` and
-    the processed matrix under ``processed_dir``."""
+    the processed matrix under ``processed_dir``. ``panel``, ``relevance_path``:
+    the retrieval panel with the gains of that ``relevance.csv``."""
     from soundsim.manifest import read_manifest
     from soundsim.store import read_embeddings
 
@@ -767,4 +801,5 @@ def evaluate_job(
     return evaluate_grid(
         emb, man[["fname", "labels"]], families, [aggregation], [pca], searches, cutoffs,
         out_dir=metrics_dir, seed=seed, restrict=True, save_processed=True, processed_dir=processed_dir,
+        panel=panel, relevance=relevance_path,
     )

@@ -64,13 +64,14 @@ from pathlib import Path
 from typing import Any
 
 from soundsim.errors import SoundsimError
+from soundsim.measures import is_metric
 
 #: the setting-name pattern, as help texts show it
 SETTING_PATTERN = "agg-<a>_pca-<p>_search-<s>"
 PROCESSING_PATTERN = "agg-<a>_pca-<p>"
 _PART = r"[A-Za-z0-9]+"
 _SETTING_RE = re.compile(rf"^agg-(?P<aggregation>{_PART})_pca-(?P<pca>{_PART})_search-(?P<search>{_PART})$")
-_METRIC_RE = re.compile(r"^(map@\d+|mr1)$")
+
 
 #: the files of one setting's folder (rule evaluate), by kind
 METRIC_FILES: dict[str, str] = {
@@ -614,7 +615,8 @@ def table_file(tables_dir: str | Path, key: str) -> Path:
 class Summary:
     """A validated ``summary.json`` (written by :mod:`soundsim.evaluate`).
 
-    ``macro``, ``family_mean``, ``micro``: metric name (``map@<N>``, ``mr1``) -> value
+    ``macro``, ``family_mean``, ``micro``: metric name (``map@<N>``, ``mr1``, the panel's:
+    :mod:`soundsim.measures`) -> value
     (NaN where the file has null; keys other than metrics left out; ``macro`` has at
     least one); ``counts`` (has ``n_clips``), ``embeddings`` ({} when absent):
     the file's objects as they are; ``data``: the whole file."""
@@ -641,7 +643,7 @@ def _metrics(path: Path, s: Mapping[str, Any], key: str, required: bool) -> dict
         raise _bad(path, f"no '{key}' object" if block is None else f"'{key}' is not an object")
     out: dict[str, float] = {}
     for k, v in block.items():
-        if not _METRIC_RE.match(str(k)):
+        if not is_metric(str(k)):
             continue
         if v is None:
             out[k] = math.nan

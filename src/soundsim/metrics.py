@@ -56,7 +56,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from soundsim import panel as PN
 from soundsim.errors import SoundsimError
+from soundsim.measures import average_of, metric_names
 from soundsim.search import KeyBlock, round_down, round_up
 
 #: rows of the score block compared at once when counting ranks beyond top-K
@@ -155,13 +157,24 @@ class MetricResult:
     pair_r1: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # (P,)
     query_ap: dict[int, np.ndarray] = field(repr=False, default_factory=dict)  # micro, (N,)
     query_r1: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))  # micro, (N,)
+    #: the retrieval panel (:mod:`soundsim.panel`), per-query column -> values; empty without it
+    pair_panel: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # (P,)
+    query_panel: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # micro, (N,)
+    label_panel: dict[str, np.ndarray] = field(repr=False, default_factory=dict)  # (L,)
+
+    def _label_columns(self) -> dict[str, np.ndarray]:
+        """Average name -> per-label values: ``map@N..., mr1``, then the panel's."""
+        out = {f"map@{c}": self.label_map[c] for c in self.cutoffs}
+        out["mr1"] = self.label_mr1
+        out.update({average_of(col): v for col, v in self.label_panel.items()})
+        return out
 
     def per_label(self) -> pd.DataFrame:
-        """Columns ``label, n_clips, map@N..., mr1`` (one row per label, sorted by label)."""
+        """Columns ``label, n_clips, map@N..., mr1`` and the panel's averages
+        (:mod:`soundsim.measures` names; one row per label, sorted by label)."""
         df = pd.DataFrame({"label": self.labels, "n_clips": self.n_clips})
-        for c in self.cutoffs:
-            df[f"map@{c}"] = self.label_map[c]
-        df["mr1"] = self.label_mr1
+        for name, v in self._label_columns().items():
+            df[name] = v
         return df
 
     def per_family(self, families: Mapping[str, Sequence[str]]) -> pd.DataFrame:
@@ -171,29 +184,29 @@ class MetricResult:
         labels are left out."""
         pos = {lab: j for j, lab in enumerate(self.labels)}
         defined = self.n_clips >= 2
+        values = self._label_columns()
         rows: list[dict[str, Any]] = []
         for fam, labs in families.items():
             idx = np.array(sorted({pos[lab] for lab in labs if lab in pos and defined[pos[lab]]}), dtype=np.int64)
             if idx.size == 0:
                 continue
             row: dict[str, Any] = {"family": fam, "n_labels": int(idx.size)}
-            for c in self.cutoffs:
-                row[f"map@{c}"] = float(np.mean(self.label_map[c][idx]))
-            row["mr1"] = float(np.mean(self.label_mr1[idx]))
+            for name, v in values.items():
+                row[name] = float(np.mean(v[idx]))
             rows.append(row)
-        cols = ["family", "n_labels", *[f"map@{c}" for c in self.cutoffs], "mr1"]
+        cols = ["family", "n_labels", *values]
         return pd.DataFrame(rows, columns=cols)
 
     def macro(self) -> dict[str, float]:
         """Mean of class-wise values over labels with >= 2 clips."""
         ok = self.n_clips >= 2
-        out = {f"map@{c}": _mean(self.label_map[c][ok]) for c in self.cutoffs}
-        out["mr1"] = _mean(self.label_mr1[ok])
-        return out
+        return {name: _mean(v[ok]) for name, v in self._label_columns().items()}
 
     def micro(self) -> dict[str, float]:
         out = {f"map@{c}": self.micro_map[c] for c in self.cutoffs}
         out["mr1"] = self.micro_mr1
+        ok = np.isfinite(self.query_r1)
+        out.update({average_of(col): _mean(v[ok]) for col, v in self.query_panel.items()})
         return out
 
 
@@ -202,8 +215,10 @@ def _mean(x: np.ndarray) -> float:
 
 
 def family_mean(per_family: pd.DataFrame, cutoffs: Sequence[int]) -> dict[str, float]:
-    """Unweighted mean over families of the family-wise values."""
+    """Unweighted mean over families of the family-wise values (the paper's
+    ``map@<cutoff>``, ``mr1``, and the panel's columns when present)."""
     cols = [f"map@{c}" for c in cutoffs] + ["mr1"]
+    cols += [c for c in metric_names(per_family.columns) if c not in cols]
     return {c: (float(per_family[c].mean()) if len(per_family) else float("nan")) for c in cols}
 
 
@@ -215,18 +230,42 @@ def check_cutoffs(cutoffs: Sequence[int]) -> list[int]:
     return out
 
 
+def make_panel(index: LabelIndex, gains: np.ndarray, cutoffs: Sequence[int]) -> PN.Panel:
+    """The :class:`soundsim.panel.Panel` of a collection from its (L, L) label gains
+    (over ``index.labels``), for lists of :func:`list_length`."""
+    from soundsim.relevance import clip_gains
+
+    gains = np.asarray(gains, dtype=np.float64)
+    n_lab = len(index.labels)
+    if gains.shape != (n_lab, n_lab):
+        raise MetricsError(f"label gains must be {n_lab} x {n_lab} (the collection's labels), got {gains.shape}")
+    return PN.build_panel(index.Y, clip_gains(gains, index.Y), list_length(cutoffs, index.n_clips, True))
+
+
+def list_length(cutoffs: Sequence[int], n_clips: int, panel: bool = False) -> int:
+    """K, the length of the top-K lists kept: the largest cutoff (of the
+    paper's metrics, and of the panel's when it is computed), at most N - 1."""
+    k = max(check_cutoffs(cutoffs)[-1], PN.max_cutoff() if panel else 0)
+    return min(k, n_clips - 1)
+
+
 class MetricAccumulator:
     """Accumulates AP@N (every cutoff), R1 and their micro versions block by
     block. Feed every query block once, in any order, with
     :meth:`add_block`; then call :meth:`result`."""
 
-    def __init__(self, index: LabelIndex, cutoffs: Sequence[int]) -> None:
+    def __init__(self, index: LabelIndex, cutoffs: Sequence[int], panel: PN.Panel | None = None) -> None:
         self.ix = index
         self.cutoffs = check_cutoffs(cutoffs)
         n = index.n_clips
         if n < 2:
             raise MetricsError("need at least 2 clips")
-        self.k = min(self.cutoffs[-1], n - 1)
+        self.k = list_length(self.cutoffs, n, panel is not None)
+        self.panel = panel
+        if panel is not None and panel.k != self.k:
+            raise MetricsError(f"the panel was built for lists of {panel.k}, the accumulator keeps {self.k}")
+        self.pair_panel = {c: np.full(index.n_pairs, np.nan) for c in PN.columns()} if panel else {}
+        self.query_panel = {c: np.full(n, np.nan) for c in PN.columns()} if panel else {}
         p = index.n_pairs
         self.pair_ap = {c: np.full(p, np.nan) for c in self.cutoffs}
         self.pair_r1 = np.full(p, np.nan)
@@ -277,7 +316,42 @@ class MetricAccumulator:
             m = min(c, self.k)
             self.query_ap[c][start:stop] = np.where(ok, csum_m[:, m - 1] / c, np.nan)
         self.query_r1[start:stop] = np.where(ok, r1_m, np.nan)
+        if self.panel is not None:
+            self._add_panel(keys, start, stop, ps, pe, local, pl, cols, rel, r1, rel_m, starts,
+                            np.where(ok, r1_m, np.nan))
         self.done[start:stop] = True
+
+    def _add_panel(self, kb: KeyBlock, start: int, stop: int, ps: int, pe: int, local: np.ndarray,
+                   pl: np.ndarray, cols: np.ndarray, rel: np.ndarray, r1: np.ndarray, rel_m: np.ndarray,
+                   starts: np.ndarray, r1_m: np.ndarray) -> None:
+        """The retrieval panel (:mod:`soundsim.panel`) of the block's pairs and clips."""
+        pn, ix = self.panel, self.ix
+        assert pn is not None
+        gains = pn.C[pl[:, None], cols[local]]  # (P, K)
+        n_rel = ix.counts[pl] - 1
+        vals = PN.list_measures(rel, gains, r1, n_rel, pn.ideal_label[pl], pn.disc)
+        rp = PN.rprec_in_list(rel, n_rel)
+        beyond = np.flatnonzero(np.isfinite(r1) & (n_rel > self.k))
+        if beyond.size:
+            masks = [ix.Y[:, lab] for lab in range(len(ix.labels))]
+            rp[beyond] = PN.rprec_beyond(kb, local[beyond], n_rel[beyond], masks, pl[beyond])
+        vals["rprec"] = np.where(np.isfinite(r1), rp, np.nan)
+        for c, v in vals.items():
+            self.pair_panel[c][ps:pe] = v
+        q = np.arange(start, stop)
+        gains_m = np.maximum.reduceat(gains, starts, axis=0)
+        n_rel_m = pn.n_rel_query[q]
+        vals = PN.list_measures(rel_m, gains_m, r1_m, n_rel_m, pn.ideal_query[q], pn.disc)
+        rp = PN.rprec_in_list(rel_m, n_rel_m)
+        beyond = np.flatnonzero(np.isfinite(r1_m) & (n_rel_m > self.k))
+        if beyond.size:
+            grp = pn.group[q[beyond]]
+            uniq, inv = np.unique(grp, return_inverse=True)
+            masks = [ix.Y[:, pn.group_labels[g]].any(axis=1) for g in uniq]
+            rp[beyond] = PN.rprec_beyond(kb, beyond, n_rel_m[beyond], masks, inv.reshape(-1))
+        vals["rprec"] = np.where(np.isfinite(r1_m), rp, np.nan)
+        for c, v in vals.items():
+            self.query_panel[c][start:stop] = v
 
     def _rank_beyond_topk(self, kb: KeyBlock, rows: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """R1 for (row, label) pairs with no relevant clip in the top-K.
@@ -340,6 +414,7 @@ class MetricAccumulator:
             return np.where(ok_lab, s / denom, np.nan)
 
         ok_q = np.isfinite(self.query_r1)
+        label_panel = {c: per_label(v) for c, v in self.pair_panel.items()}
         return MetricResult(
             cutoffs=list(self.cutoffs),
             labels=list(ix.labels),
@@ -353,6 +428,9 @@ class MetricAccumulator:
             pair_r1=self.pair_r1,
             query_ap=self.query_ap,
             query_r1=self.query_r1,
+            pair_panel=self.pair_panel,
+            query_panel=self.query_panel,
+            label_panel=label_panel,
         )
 
 
@@ -361,9 +439,12 @@ def metrics_from_scores(
     index: LabelIndex,
     cutoffs: Sequence[int],
     block_size: int | None = None,
+    gains: np.ndarray | None = None,
 ) -> MetricResult:
     """Metrics of a full score matrix ``S`` (N x N, higher = better; the
-    diagonal is ignored), for small collections and hand-made cases. Ranking:
+    diagonal is ignored), for small collections and hand-made cases.
+    ``gains``: (L, L) label gains over ``index.labels`` (:mod:`soundsim.relevance`):
+    compute the retrieval panel too. Ranking:
     score descending, ties by lower index, the query excluded."""
     from soundsim.search import topk
 
@@ -371,7 +452,7 @@ def metrics_from_scores(
     n = S.shape[0]
     if S.shape != (n, n) or n != index.n_clips:
         raise MetricsError(f"score matrix must be {index.n_clips} x {index.n_clips}, got {S.shape}")
-    acc = MetricAccumulator(index, cutoffs)
+    acc = MetricAccumulator(index, cutoffs, make_panel(index, gains, cutoffs) if gains is not None else None)
     bs = n if block_size is None else int(block_size)
     for start in range(0, n, bs):
         keys = S[start : start + bs].copy()

@@ -353,6 +353,11 @@ def intervals(
         est_all, rep_all = design.replicates(np.hstack([qs.values for _, qs in members]), n_resamples, seed)
         lo_all, hi_all = _interval(rep_all, confidence,
                                    _bounds([c for _, qs in members for c in qs.columns]))
+        # a metric constant over the queries (e.g. P@150 of a small collection) has replicates equal to
+        # its estimate up to rounding: keep the interval's ends on the estimate's side of it
+        tol = 1e-12 * np.maximum(1.0, np.abs(est_all))
+        lo_all = np.where((lo_all > est_all) & (lo_all - est_all <= tol), est_all, lo_all)
+        hi_all = np.where((hi_all < est_all) & (est_all - hi_all <= tol), est_all, hi_all)
         se_all = rep_all.std(axis=0, ddof=1) if rep_all.shape[0] > 1 else np.full(est_all.shape, np.nan)
         k0 = 0
         for name, qs in members:

@@ -44,6 +44,7 @@ class Ontology:
     by_label: dict[str, str]  # FSD50K-style name -> id
     _roots: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
     _n_paths: dict[str, int] = field(default_factory=dict, repr=False)
+    _paths: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_nodes(cls, nodes: list[dict[str, Any]], source: str = "ontology") -> Ontology:
@@ -78,6 +79,17 @@ class Ontology:
             ps = self.parents.get(nid, ())
             self._n_paths[nid] = 1 if not ps else sum(self.n_paths(p) for p in ps)
         return self._n_paths[nid]
+
+    def paths(self, nid: str) -> tuple[tuple[str, ...], ...]:
+        """Every ancestor path of ``nid``, each from its root down to ``nid`` itself
+        (one path for a single-parent node, :meth:`n_paths` of them in all; memoised)."""
+        if nid not in self._paths:
+            ps = self.parents.get(nid, ())
+            if not ps:
+                self._paths[nid] = ((nid,),)
+            else:
+                self._paths[nid] = tuple(p + (nid,) for par in ps for p in self.paths(par))
+        return self._paths[nid]
 
     def resolve(self, label: str, mid: str | None = None) -> str:
         """Node id of a label: its ``mid`` when given, else its FSD50K-style name."""
