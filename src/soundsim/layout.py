@@ -5,6 +5,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
 
     source/audio/, source/{ground_truth.csv, vocabulary.csv, families.json}   demo collection (rule demo_data)
     manifest.csv, bad_audio.csv, labels.csv, families.json                     rule manifest
+    relevance.csv (graded gains between labels)                                 rule relevance
     cache/fingerprints.json                                                    the manifest's fingerprint cache
     embeddings/<model>/<variation>.h5                                          rule merge_embeddings
     embeddings/<model>/<variation>.shard-<k>-of-<n>.h5 (k from 1)              rule extract_shard (temporary)
@@ -373,6 +374,11 @@ class Layout:
     @property
     def families(self) -> Path:
         return self.dir / "families.json"
+
+    @property
+    def relevance(self) -> Path:
+        """``relevance.csv``: graded gains between labels (:mod:`soundsim.relevance`)."""
+        return self.dir / "relevance.csv"
 
     @property
     def cache_dir(self) -> Path:

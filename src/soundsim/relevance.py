@@ -155,3 +155,48 @@ def clip_gains(G: np.ndarray, Y: np.ndarray) -> np.ndarray:
         if clips.size:
             C[:, clips] = np.maximum(C[:, clips], G[:, l : l + 1])
     return C
+
+
+def resolve_kind(kind: str, collection: Mapping[str, object]) -> str:
+    """``auto`` -> ``ontology`` for a collection with an ontology (the ``fsd50k``
+    kind's ``ontology:``), else ``families``. ``ontology`` without one is an error."""
+    if kind not in KINDS:
+        raise RelevanceError(f"evaluation.relevance must be one of {', '.join(KINDS)}, got {kind!r}")
+    has = collection.get("kind") == "fsd50k" and bool(collection.get("ontology"))
+    if kind == "auto":
+        return "ontology" if has else "families"
+    if kind == "ontology" and not has:
+        raise RelevanceError(
+            f"evaluation.relevance: ontology needs a collection with an ontology (kind fsd50k with ontology:); "
+            f"collection {collection.get('name')!r} is kind {collection.get('kind')!r}: use families or auto")
+    return kind
+
+
+def run(labels_csv: str | Path, out: str | Path, kind: str = "families", ontology: str | Path | None = None,
+        vocabulary: str | Path | None = None, family_gain: float = DEFAULT_FAMILY_GAIN) -> Path:
+    """Write the collection's ``relevance.csv`` (what the ``relevance`` rule runs):
+    the labels of its ``labels.csv`` (columns ``label``, ``family``), with
+    ontology gains (``kind`` 'ontology': ``ontology`` JSON, ``vocabulary``'s
+    mids when given) or family gains (``kind`` 'families': the labels.csv family)."""
+    from soundsim.datasets.common import read_vocabulary
+    from soundsim.datasets.ontology import load_ontology
+
+    labels_csv = Path(labels_csv)
+    try:
+        df = pd.read_csv(labels_csv, dtype={"label": str, "family": str}, keep_default_na=False)
+    except (OSError, ValueError) as e:
+        raise RelevanceError(f"{labels_csv}: unreadable labels file ({e})") from None
+    if "label" not in df.columns:
+        raise RelevanceError(f"{labels_csv}: lacks column 'label'")
+    labels = df["label"].tolist()
+    if kind == "ontology":
+        if ontology is None:
+            raise RelevanceError("relevance from the ontology needs the ontology file")
+        mids = read_vocabulary(vocabulary)[1] if vocabulary else None
+        G = ontology_gains(load_ontology(ontology), labels, mids)
+    elif kind == "families":
+        fam = dict(zip(labels, df["family"] if "family" in df.columns else [""] * len(labels), strict=True))
+        G = family_gains(labels, {k: (v or None) for k, v in fam.items()}, family_gain)
+    else:
+        raise RelevanceError(f"unknown relevance kind {kind!r} (ontology or families)")
+    return write_gains(labels, G, out)

@@ -43,3 +43,20 @@ rule manifest:
         audio_state=lambda w: AUDIO_STATE[w.collection],
     script:
         "../scripts/manifest.py"
+
+
+rule relevance:
+    """Graded gains between the collection's labels for the panel's nDCG (soundsim.relevance)."""
+    input:
+        unpack(relevance_inputs),
+    output:
+        LAYOUT.relevance,
+    log:
+        LAYOUT.log("relevance"),
+    conda:
+        "../../envs/soundsim.yaml"
+    params:
+        kind=relevance_kind,
+        family_gain=config["evaluation"]["family_gain"],
+    script:
+        "../scripts/relevance.py"

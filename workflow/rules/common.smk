@@ -14,6 +14,7 @@ from soundsim import models as registry
 from soundsim import plan
 from soundsim import precomputed
 from soundsim import provenance
+from soundsim import relevance
 from soundsim.config import find_schema, load_yaml, validate_config
 from soundsim.data import report_file
 from soundsim.datasets import collection_dataset
@@ -282,6 +283,27 @@ def rated_summaries(wildcards):
 def collection_config(w):
     """The config section of the collection of wildcard ``collection`` (evaluated or training)."""
     return COLLECTIONS[w.collection]
+
+
+def relevance_kind(w):
+    """'ontology' or 'families': where the collection's graded gains come from (soundsim.relevance)."""
+    return relevance.resolve_kind(config["evaluation"]["relevance"], collection_config(w))
+
+
+def relevance_inputs(w):
+    """The relevance rule's inputs: labels.csv, and the ontology (+ vocabulary) when used."""
+    col = collection_config(w)
+    out = {"labels": Layout(RESULTS, w.collection).labels}
+    if relevance_kind(w) == "ontology":
+        out["ontology"] = col["ontology"]
+        if col.get("vocabulary"):
+            out["vocabulary"] = col["vocabulary"]
+    return out
+
+
+def evaluate_relevance(w):
+    """relevance.csv when the panel is computed (evaluation.panel), else nothing."""
+    return Layout(RESULTS, w.collection).relevance if config["evaluation"]["panel"] else []
 
 
 def collection_inputs(wildcards):

@@ -4,11 +4,12 @@
 
 
 rule evaluate:
-    """Aggregate, L2-normalise, PCA; exact search and the paper's metrics for every search."""
+    """Aggregate, L2-normalise, PCA; exact search, the paper's metrics and the retrieval panel for every search."""
     input:
         embeddings=LAYOUT.embeddings("{model}", "{variation}"),
         manifest=LAYOUT.manifest,
         families=LAYOUT.families,
+        relevance=evaluate_relevance,
     output:
         processed=LAYOUT.processed("{model}", "{variation}", "{aggregation}", "{pca}"),
         metrics=setting_outputs(),
@@ -29,6 +30,7 @@ rule evaluate:
         cutoffs=config["evaluation"]["cutoffs"],
         seed=config["evaluation"]["seed"],
         use_families=config["evaluation"]["families"],
+        panel=config["evaluation"]["panel"],
         code_version=EVALUATION_CODE,
     script:
         "../scripts/evaluate.py"

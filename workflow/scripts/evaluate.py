@@ -19,4 +19,6 @@ with job_log(sm.log[0]):
         metrics_dir=sm.params.metrics_dir,
         processed_dir=Path(sm.output.processed).parent,
         seed=sm.params.seed,
+        panel=sm.params.panel,
+        relevance_path=sm.input.relevance if sm.params.panel else None,
     )
