@@ -42,7 +42,8 @@ rule listening_summary:
 
 rule listening_metrics:
     """Which metric agrees with listeners: Spearman rho (bootstrap interval over judgements) between
-    ratings and every metric of the rated systems' per_query.parquet, per system and per query."""
+    ratings and every metric of the rated systems' per_query.parquet, per system and per query.
+    """
     input:
         ratings=LAYOUT.listening_db,
         # the metrics of every rated system: its per_query.parquet
@@ -63,12 +64,12 @@ rule listening_metrics:
         pdf=LAYOUT.figure(LISTENING_METRICS_FIGURE, "pdf"),
     log:
         LAYOUT.log("listening_metrics"),
+    conda:
+        "../../envs/soundsim.yaml"
     params:
         n_resamples=config["evaluation"]["n_resamples"],
         confidence=config["evaluation"]["confidence"],
         seed=config["evaluation"]["seed"],
-    conda:
-        "../../envs/soundsim.yaml"
     script:
         "../scripts/listening_metrics.py"
 
