@@ -59,6 +59,9 @@ def test_layout_paths_and_wildcard_patterns():
     with pytest.raises(L.LayoutError, match="'models_md' is not a table page; known pages: models, best_settings"):
         lay.table_page("models_md")
     assert lay.listening_db == Path("res/demo/listening/ratings.sqlite")
+    assert lay.table("listening_metrics") == Path("res/demo/tables/listening_metrics.csv")
+    assert lay.figure_files(L.LISTENING_METRICS_FIGURE) == [Path("res/demo/figures/listening_metrics.png"),
+                                                           Path("res/demo/figures/listening_metrics.pdf")]
     assert lay.evaluate_log("m", "v", "max", 5) == Path("res/demo/logs/evaluate/m/v/agg-max_pca-5.log")
     assert lay.import_log("m", "v") == Path("res/demo/logs/extract/m/v.import.log")
     assert lay.import_benchmark("m", "v") == Path("res/demo/benchmarks/import/m/v.tsv")

@@ -516,6 +516,19 @@ def test_listening_rule_summarises_a_filled_database(tmp_path, venv_bin):
     assert info["n_judgements"] == 5 and info["n_listeners"] == 3 and info["n_ratings"] == 15
     assert (res / "figures" / "listening.png").stat().st_size > 10_000
     assert (res / "figures" / "listening.pdf").is_file()
+    # which metric agrees with listeners: every metric of the rated systems' per_query.parquet
+    # (here map@15, map@150, mr1), both levels; the per-system rho of map@15 is the summary's
+    agree = pd.read_csv(res / "tables" / "listening_metrics.csv")
+    assert list(agree["metric"]) == ["map@15", "map@15", "map@150", "map@150", "mr1", "mr1"]
+    assert list(agree["level"]) == ["system", "query"] * 3
+    a = agree.set_index(["metric", "level"])
+    assert a.loc[("map@15", "system"), "rho"] == pytest.approx(rho, abs=1e-6)
+    assert a.loc[("map@15", "system"), "n"] == 3 and a.loc[("map@15", "query"), "n"] == ratings["ap"].notna().sum()
+    q = info["spearman"]["ratings_vs_query_ap@15"]["rho"]
+    assert a.loc[("map@15", "query"), "rho"] == pytest.approx(q, abs=1e-6)  # the stored AP@15 is the file's
+    assert bool(a.loc[("mr1", "query"), "negated"]) and not bool(a.loc[("map@15", "query"), "negated"])
+    assert (res / "figures" / "listening_metrics.png").stat().st_size > 10_000
+    assert (res / "figures" / "listening_metrics.pdf").is_file()
 
     again = snakemake("listening")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -523,7 +536,7 @@ def test_listening_rule_summarises_a_filled_database(tmp_path, venv_bin):
     time.sleep(1)
     fill_ratings(res / "listening" / "ratings.sqlite")
     plan = snakemake("-n", "listening")
-    assert "listening_summary" in plan.stdout, plan.stdout
+    assert "listening_summary" in plan.stdout and "listening_metrics" in plan.stdout, plan.stdout
 
 
 def test_ratings_database_schema(tmp_path):

@@ -554,7 +554,9 @@ def _add_listen(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
         "or chosen, up to 4 systems (default: each model's best setting) show their top 15 results side by "
         "side with scores, labels and AP@15; listeners rate each list (1-5), in blind mode without names. "
         "Ratings go to <results>/<collection>/listening/ratings.sqlite; `snakemake listening` then writes "
-        "tables/listening.csv and figures/listening.png. Binds to 127.0.0.1 unless --host says otherwise.",
+        "tables/listening.csv and figures/listening.png (ratings vs MAP@15), tables/listening_metrics.csv and "
+        "figures/listening_metrics.png (which metric agrees with listeners). Binds to 127.0.0.1 unless --host "
+        "says otherwise.",
     )
     li.add_argument("--collection", help="collection name, results/<collection>/ (default: the config's, else demo)")
     li.add_argument("--results", help="results folder (default: the config's 'results', else results)")

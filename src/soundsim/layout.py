@@ -17,6 +17,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     tables/indexes.csv, tables/indexes.html                                    rule index_table (grid.indexes)
     tables/heads.csv                                                           learned similarity heads (heads:)
     tables/listening.csv, tables/listening.json                                rule listening_summary
+    tables/listening_metrics.csv                                               rule listening_metrics
     tables/<page>.html (each table of TABLE_PAGES as a page of the report)      rule table_pages
     figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1, bars)
     figures/grid/<model>__<variation>_heatmap.{png,pdf}                        rule figures (Fig. 1, heatmap)
@@ -24,6 +25,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     figures/indexes.{png,pdf}                                                  rule index_figure (grid.indexes)
     figures/{heads,heads_training}.{png,pdf}                                   learned similarity heads (heads:)
     figures/listening.{png,pdf}                                                rule listening_summary
+    figures/listening_metrics.{png,pdf}                                        rule listening_metrics
     listening/ratings.sqlite                                                   soundsim listen
     service/index/ (CURRENT, gen-<n>/: soundsim.service.store)                 rule build_index (service.enabled)
     heads/<head>/{head.pt, head.json, training.csv}                            rule train_head (heads:)
@@ -83,7 +85,8 @@ METRIC_FILES: dict[str, str] = {
     "per_query": "per_query.parquet",
 }
 #: the tables of ``tables/``, by key (rule tables; ``heads``: the learned similarity heads' table,
-#: its own rule; ``indexes``: rule index_table; ``listening*``: rule listening_summary)
+#: its own rule; ``indexes``: rule index_table; ``listening``, ``listening_json``: rule listening_summary;
+#: ``listening_metrics``: rule listening_metrics)
 TABLES: dict[str, str] = {
     "all_settings": "all_settings.csv",
     "best_settings": "best_settings.csv",
@@ -96,6 +99,7 @@ TABLES: dict[str, str] = {
     "indexes": "indexes.csv",
     "listening": "listening.csv",
     "listening_json": "listening.json",
+    "listening_metrics": "listening_metrics.csv",
 }
 #: the tables the ``tables`` rule writes (keys of :data:`TABLES`)
 SUMMARY_TABLES = ("all_settings", "best_settings", "models", "models_md", "families", "labels", "pairwise")
@@ -108,6 +112,9 @@ INDEX_FIGURE = "indexes"
 #: base model (:func:`soundsim.figures.heads_comparison`) and the training curves
 #: (:func:`soundsim.figures.head_training`)
 HEAD_FIGURES = ("heads", "heads_training")
+#: the listening test's figure of which metric agrees with listeners (rule listening_metrics;
+#: :mod:`soundsim.listen.agreement`), beside ``listening`` (rule listening_summary)
+LISTENING_METRICS_FIGURE = "listening_metrics"
 #: the per-variation table of approximate search (rule evaluate_indexes), in ``metrics/<model>/<variation>/``
 INDEX_EVAL_FILE = "indexes.csv"
 #: the HTML pages of ``tables/`` (rule table_pages; what the report shows of each table): the tables

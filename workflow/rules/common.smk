@@ -26,6 +26,7 @@ from soundsim.layout import (
     FIGURES,
     INDEX_FIGURE,
     HEAD_FIGURES,
+    LISTENING_METRICS_FIGURE,
     TABLE_PAGES,
     grid_figure_name,
     grid_heatmap_name,
@@ -278,6 +279,12 @@ def rated_summaries(wildcards):
     """summary.json of every system rated in the collection's ratings database (its MAP@15)."""
     lay = Layout(RESULTS, wildcards.collection)
     return [lay.system_files(s).summary for s in rated_systems(lay.listening_db)]
+
+
+def rated_per_query(wildcards):
+    """per_query.parquet of every system rated in the collection's ratings database (its metrics)."""
+    lay = Layout(RESULTS, wildcards.collection)
+    return [lay.system_files(s).per_query for s in rated_systems(lay.listening_db)]
 
 
 def collection_config(w):

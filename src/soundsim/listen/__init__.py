@@ -5,7 +5,9 @@
 * :mod:`soundsim.listen.app`: the Flask app (:func:`create_app`);
 * :mod:`soundsim.listen.db`: the SQLite ratings database under ``results/<collection>/listening/``;
 * :mod:`soundsim.listen.summary`: ratings against MAP@15 (table, Spearman, figure), what the
-  ``listening`` workflow rule writes.
+  ``listening`` workflow rule writes;
+* :mod:`soundsim.listen.agreement`: which metric agrees with listeners (Spearman per system and
+  per query for every metric of ``per_query.parquet``, bootstrap over judgements, table, figure).
 
 Flask is imported only by :mod:`soundsim.listen.app`: the database and summary modules work
 without it.
