@@ -63,9 +63,11 @@ def tabs(settings) -> dict[str, pd.DataFrame]:
     """Every table make_figures draws from (PCA 5 as the fixed setting, so all figures have data)."""
     df = T.add_intervals(T.collect(settings), settings, n_resamples=100)
     models = T.models_table(df, registry={}, pca="5")
+    pairwise = T.pairwise_table(settings, models, n_resamples=100)
+    models = T.add_ranks(models, settings, pairwise, n_resamples=100)
     return {"all_settings": df, "best_settings": T.best_settings(df), "models": models,
             "families": T.families_table(settings, models), "labels": T.labels_table(settings, models),
-            "pairwise": T.pairwise_table(settings, models, n_resamples=100)}
+            "pairwise": pairwise}
 
 
 def _check_files(paths: list[Path], min_px: int = 200, max_px: int = 12000) -> None:
@@ -162,7 +164,7 @@ def test_empty_input_raises_a_clear_error(tabs, tmp_path):
 
 FIGURE_NAMES = ["grid/clippy__only", "grid/framey__v1", "grid/framey__v2", "grid/clippy__only_heatmap",
                 "grid/framey__v1_heatmap", "grid/framey__v2_heatmap", "models", "families", "per_label",
-                "significance", "precision_at_k"]
+                "significance", "precision_at_k", "ranks"]
 
 
 def test_figure_names_are_the_layouts():
@@ -343,6 +345,43 @@ def test_significance_axes_are_labelled_in_words(settings, tabs):
     for ax in panels:
         assert ax.get_ylabel() == "model A (row)" and ax.get_xlabel() == "model B (column)"
         assert "A minus B" in ax.get_title()
+
+
+# --------------------------------------------------------------------------- rank stability
+
+
+def test_rank_stability_figure_and_file(tabs, tmp_path):
+    models = tabs["models"]
+    fig = F.rank_stability_figure(models, "toy", confidence=0.95)
+    panels = [ax for ax in fig.axes if ax.get_title() in F.RANK_PANELS.values()]
+    assert [ax.get_title() for ax in panels] == [F.RANK_PANELS["best"], F.RANK_PANELS["fixed"]]
+    for ax, prefix, col in zip(panels, ("", "fixed_"), ("best_setting", "setting"), strict=True):
+        want = models.sort_values([prefix + "rank", prefix + "p_first", "model"], ascending=[True, False, True])
+        ticks = [t.get_text() for t in ax.get_yticklabels()]
+        assert ticks == [f"{r.model} / {r.variation}\n{T.setting_label(getattr(r, col))}"
+                         for r in want.itertuples(index=False)]  # best first
+        dots = ax.collections[1].get_offsets()
+        np.testing.assert_array_equal(np.asarray(dots)[:, 0], want[prefix + "rank"].to_numpy(float))
+        bars = ax.collections[0].get_segments()  # rank_lo .. rank_hi (a little wider: visible when lo = hi)
+        np.testing.assert_allclose([b[0][0] + 0.18 for b in bars], want[prefix + "rank_lo"].to_numpy(float))
+        np.testing.assert_allclose([b[1][0] - 0.18 for b in bars], want[prefix + "rank_hi"].to_numpy(float))
+        right = [t.get_text().split() for t in ax.child_axes[0].get_yticklabels()]
+        assert [r[0] for r in right] == list(want[prefix + "group"])
+        assert [float(r[1]) for r in right] == pytest.approx(want[prefix + "p_first"].to_numpy(float), abs=0.005)
+    assert "95 % bootstrap interval of the rank" in fig._suptitle.get_text()
+    _check_files(F.rank_stability(models, tmp_path / "ranks", "toy", 0.95))
+    # without ranks (a models table not written by write_tables): a clear error
+    with pytest.raises(F.FiguresError, match="no model has a rank"):
+        F.rank_stability_figure(models.drop(columns=T.rank_columns("best") + T.rank_columns("fixed")))
+
+
+def test_make_figures_ranks_placeholder_without_ranks(tabs, settings, clips, tmp_path):
+    bare = tabs["models"].drop(columns=T.rank_columns("best") + T.rank_columns("fixed"))
+    paths = F.make_figures({**tabs, "models": bare}, tmp_path / "a", rankings=_rankings(settings), manifest=clips)
+    F.make_figures(tabs, tmp_path / "b", rankings=_rankings(settings), manifest=clips)
+    assert (tmp_path / "a" / "ranks.png") in paths
+    small, full = mpimg.imread(tmp_path / "a" / "ranks.png"), mpimg.imread(tmp_path / "b" / "ranks.png")
+    assert small.shape[0] < full.shape[0]  # the placeholder is one line of text
 
 
 # --------------------------------------------------------------------------- precision@k

@@ -230,3 +230,133 @@ def test_intervals_stay_within_the_metrics_range_on_a_small_collection():
     assert out.loc["map@15", "hi"] == 1.0 and 0 <= out.loc["map@15", "lo"] < out.loc["map@15", "estimate"]
     pw = St.pairwise({"a": df, "b": _frame(labels, ap[::-1].copy(), r1[::-1].copy())}, n_resamples=200, seed=0)
     assert (pw["diff_lo"] >= -1).all() and (pw.loc[pw.metric == "map@15", "diff_hi"] <= 1).all()
+
+
+# --------------------------------------------------------------------------- ranks and tied groups
+
+
+def _parquet(tmp_path, name: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` written as a real per_query.parquet and read back as the tables read it."""
+    path = tmp_path / name / "per_query.parquet"
+    path.parent.mkdir(parents=True)
+    df.to_parquet(path, index=False)
+    return St.read_per_query(path)
+
+
+def test_rank_intervals_of_clearly_separated_systems(tmp_path):
+    rng = np.random.default_rng(20)
+    lab = _labels(rng, 12)
+    base = 0.05 * rng.random(lab.size)
+    systems = {name: _parquet(tmp_path, name, _frame(lab, base + level))
+               for name, level in (("mid", 0.45), ("best", 0.8), ("worst", 0.1))}
+    r = St.rank_intervals(systems, "map@15", n_resamples=500, seed=0)
+    assert list(r.columns) == St.RANK_COLUMNS and list(r["system"]) == ["mid", "best", "worst"]  # input order
+    assert r["rank"].tolist() == [2, 1, 3]
+    assert r["rank_lo"].tolist() == [2, 1, 3] and r["rank_hi"].tolist() == [2, 1, 3]  # [1, 1], [2, 2], [3, 3]
+    assert r["p_first"].tolist() == [0.0, 1.0, 0.0]
+    assert r["rank"].dtype.kind == "i" and (r["n_systems"] == 3).all() and r["same_queries"].all()
+    assert r.loc[1, "estimate"] == pytest.approx(_macro(lab, base + 0.8), rel=1e-12)
+    # MR1 is better when lower: R1 = 40 * AP here, so the order turns round
+    m = St.rank_intervals(systems, "mr1", n_resamples=200, seed=0)
+    assert m["rank"].tolist() == [2, 3, 1] and m["p_first"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_rank_intervals_come_from_the_intervals_resamples():
+    """Ranks are taken in the replicates the intervals are the percentiles of
+    (same design, same seed): P(first) of a over b is the share of those
+    replicates where a's value is higher."""
+    rng = np.random.default_rng(21)
+    lab = _labels(rng, 15)
+    a = rng.beta(2, 3, lab.size)
+    b = np.clip(a + 0.01 + 0.1 * rng.standard_normal(lab.size), 0, 1)  # close: the order is uncertain
+    systems = {"a": _frame(lab, a), "b": _frame(lab, b)}
+    r = St.rank_intervals(systems, n_resamples=400, confidence=0.9, seed=3).set_index("system")
+    est, rep = St.Design(lab).replicates(np.column_stack([a, b]), 400, 3)
+    ci = St.intervals(systems, 400, confidence=0.9, seed=3)
+    ci = ci[ci.metric == "map@15"].set_index("system")
+    np.testing.assert_allclose(ci["lo"], np.quantile(rep, 0.05, axis=0), rtol=1e-12)  # the same replicates
+    assert r.loc["a", "p_first"] == pytest.approx((rep[:, 0] > rep[:, 1]).mean())
+    assert r.loc["b", "p_first"] == pytest.approx((rep[:, 1] > rep[:, 0]).mean())
+    assert 0 < r.loc["a", "p_first"] < 1 and r.loc["a", "p_first"] + r.loc["b", "p_first"] == pytest.approx(1.0)
+    assert (r["rank_lo"] == 1).all() and (r["rank_hi"] == 2).all()  # overlapping: neither rank is settled
+    assert r.loc["a" if est[0] > est[1] else "b", "rank"] == 1
+    # deterministic with the seed; another seed, other resamples
+    pd.testing.assert_frame_equal(St.rank_intervals(systems, n_resamples=400, confidence=0.9, seed=3),
+                                  St.rank_intervals(systems, n_resamples=400, confidence=0.9, seed=3))
+    other = St.rank_intervals(systems, n_resamples=400, confidence=0.9, seed=4)
+    assert other.loc[0, "p_first"] != r.loc["a", "p_first"]
+
+
+def test_identical_systems_share_ranks_and_a_group(tmp_path):
+    rng = np.random.default_rng(22)
+    lab = _labels(rng, 10)
+    v = rng.beta(2, 3, lab.size)
+    systems = {"x": _parquet(tmp_path, "x", _frame(lab, v)), "x_copy": _parquet(tmp_path, "x_copy", _frame(lab, v)),
+               "poor": _parquet(tmp_path, "poor", _frame(lab, 0.3 * v))}
+    r = St.rank_intervals(systems, n_resamples=300, seed=1).set_index("system")
+    # tied: both first (competition ranking), the same interval, first in every resample
+    assert r.loc["x", "rank"] == r.loc["x_copy", "rank"] == 1
+    assert (r.loc["x", "rank_lo"], r.loc["x", "rank_hi"]) == (r.loc["x_copy", "rank_lo"], r.loc["x_copy", "rank_hi"])
+    assert r.loc["x", "p_first"] == r.loc["x_copy", "p_first"] == 1.0
+    assert (r.loc["poor", "rank"], r.loc["poor", "rank_lo"], r.loc["poor", "rank_hi"]) == (3, 3, 3)
+    groups = St.tied_groups(St.pairwise(systems, 300, seed=1), ["x", "x_copy", "poor"])
+    assert groups == {"x": "a", "x_copy": "a", "poor": "b"}
+
+
+def test_rank_intervals_on_different_query_sets_use_the_shared_queries():
+    rng = np.random.default_rng(23)
+    lab = _labels(rng, 8)
+    a = _frame(lab, rng.random(lab.size))
+    b = _frame(lab, rng.random(lab.size)).iloc[5:]  # b could not embed 5 clips
+    r = St.rank_intervals({"a": a, "b": b}, n_resamples=100)
+    assert not r["same_queries"].any() and (r["n_queries"] == lab.size - 5).all()
+    shared = a.iloc[5:]
+    assert r.loc[0, "estimate"] == pytest.approx(_macro(shared["label"].to_numpy(), shared["ap@15"].to_numpy()))
+    with pytest.raises(St.StatsError, match="not a metric"):
+        St.rank_intervals({"a": a}, "map@nope")
+    with pytest.raises(St.StatsError, match="no 'ap@150'"):
+        St.rank_intervals({"a": a}, "map@150")
+    assert St.rank_intervals({}).empty
+    solo = St.rank_intervals({"a": a}, n_resamples=50)
+    assert solo[["rank", "rank_lo", "rank_hi", "p_first"]].iloc[0].tolist() == [1, 1, 1, 1.0]
+
+
+def test_compact_letters_hand_made_patterns():
+    # A > C significant, A ~ B, B ~ C
+    assert St.compact_letters(["A", "B", "C"], [("A", "C")]) == {"A": "a", "B": "ab", "C": "b"}
+    assert St.compact_letters(["A", "B", "C"], []) == {"A": "a", "B": "a", "C": "a"}
+    assert St.compact_letters(["A", "B", "C"], [("A", "B"), ("C", "A"), ("B", "C")]) == {"A": "a", "B": "b", "C": "c"}
+    # ties {A, B}, {B, C, D}, {C, D, E}: A-C, A-D, A-E, B-E significant
+    assert St.compact_letters("ABCDE", [("A", "C"), ("A", "D"), ("A", "E"), ("B", "E")]) == {
+        "A": "a", "B": "ab", "C": "bc", "D": "bc", "E": "c"}
+    # the letters follow the order given (best first gets "a"); unknown names are ignored
+    assert St.compact_letters(["C", "B", "A"], [("A", "C"), ("A", "zz")]) == {"C": "a", "B": "ab", "A": "b"}
+    assert St.compact_letters([], [("A", "B")]) == {}
+
+
+def test_compact_letters_separate_exactly_the_significant_pairs():
+    """On random significance patterns: a significant pair shares no letter,
+    every other pair shares at least one."""
+    rng = np.random.default_rng(24)
+    for _ in range(60):
+        n = int(rng.integers(2, 9))
+        names = [f"m{i}" for i in range(n)]
+        pairs = [(names[i], names[j]) for i in range(n) for j in range(i + 1, n) if rng.random() < 0.5]
+        letters = St.compact_letters(names, pairs)
+        sig = set(pairs)
+        for i in range(n):
+            for j in range(i + 1, n):
+                shared = set(letters[names[i]]) & set(letters[names[j]])
+                assert bool(shared) == ((names[i], names[j]) not in sig), (pairs, letters)
+
+
+def test_tied_groups_read_the_holm_corrected_tests():
+    pw = pd.DataFrame({"a": ["A", "A", "B", "A"], "b": ["B", "C", "C", "C"],
+                       "metric": ["map@15", "map@15", "map@15", "mr1"],
+                       "significant": [False, True, False, False]})
+    assert St.tied_groups(pw, ["A", "B", "C"]) == {"A": "a", "B": "ab", "C": "b"}
+    assert St.tied_groups(pw, ["A", "B", "C"], metric="mr1") == {"A": "a", "B": "a", "C": "a"}
+    # as read back from pairwise.csv: the flag may be text
+    assert St.tied_groups(pw.assign(significant=pw["significant"].astype(str)), ["A", "B", "C"])["B"] == "ab"
+    with pytest.raises(St.StatsError, match="significant"):
+        St.tied_groups(pw.drop(columns="significant"), ["A"])

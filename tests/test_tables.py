@@ -393,3 +393,63 @@ def test_write_tables_pairwise_file(settings, tmp_path):
     assert {"map@15_lo", "map@15_hi", "best_mr1_lo", "best_mr1_hi"} <= set(models.columns)
     best = T.read_table(paths["best_settings"])
     assert {"map@15_lo", "mr1_hi"} <= set(best.columns)
+
+
+# --------------------------------------------------------------------------- ranks and tied groups
+
+
+def test_write_tables_ranks_in_models_csv_and_md(settings, tmp_path):
+    paths = T.write_tables(settings, tmp_path / "tables", registry=_registry(), n_resamples=200, seed=2)
+    models = T.read_table(paths["models"])
+    plain = T.models_table(T.add_intervals(T.collect(settings), settings, 200, seed=2), _registry())
+    new = T.rank_columns("best") + T.rank_columns("fixed")
+    assert new == ["rank", "rank_lo", "rank_hi", "p_first", "group",
+                   "fixed_rank", "fixed_rank_lo", "fixed_rank_hi", "fixed_p_first", "fixed_group"]
+    # every existing column unchanged and in its order, the rank columns before the note (still last)
+    assert [c for c in models.columns if c not in new] == list(plain.columns)
+    assert list(models.columns)[-1] == "note" and list(models.columns)[-11:-1] == new
+    # best setting: framey (MAP@15 0.8) is clearly ahead of clippy (0.5) on these 40 clips
+    m = models.set_index("model")
+    order = m["best_map@15"].sort_values(ascending=False).index.tolist()
+    assert [int(m.loc[x, "rank"]) for x in order] == [1, 2]
+    for x in order:
+        assert m.loc[x, "rank_lo"] <= m.loc[x, "rank"] <= m.loc[x, "rank_hi"] and 0 <= m.loc[x, "p_first"] <= 1
+    pw = T.read_table(paths["pairwise"])
+    sig = bool(pw[(pw.comparison == "best") & (pw.metric == "map@15")]["significant"].iloc[0])
+    assert (m.loc[order[0], "group"] != m.loc[order[1], "group"]) == sig and m.loc[order[0], "group"] == "a"
+    # the fixed setting (PCA 100) was not evaluated: no rank there
+    assert m["fixed_rank"].isna().all() and (m["fixed_group"] == "").all()
+    assert ",1,1,1," in paths["models"].read_text() or ",2,2,2," in paths["models"].read_text()  # integers
+    md = paths["models_md"].read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| Model"))
+    assert "| best rank | best P(1st) | best group |" in header and "| Rank |" not in header
+    row = next(line for line in md.splitlines() if line.startswith(f"| {order[0]} "))
+    assert f"| {int(m.loc[order[0], 'rank'])} [{int(m.loc[order[0], 'rank_lo'])}, " in row
+    assert "Group: models that share a letter are not significantly different" in md
+    assert "rank_lo" not in md
+
+
+def test_add_ranks_identical_models_share_a_group(tmp_path, metrics_dir):
+    """A copy of clippy's results as another model: the two tie (same rank, the
+    same interval, the same letter); the ranks use the same seed as the intervals."""
+    copy = tmp_path / "metrics"
+    shutil.copytree(metrics_dir, copy)
+    shutil.copytree(copy / "clippy", copy / "clone")
+    settings = L.find_settings(copy)
+    df = T.add_intervals(T.collect(settings), settings, n_resamples=150, seed=5)
+    models = T.models_table(df, _registry(), pca="5")  # PCA 5 as the fixed setting: both comparisons ranked
+    pw = T.pairwise_table(settings, models, n_resamples=150, seed=5)
+    ranked = T.add_ranks(models, settings, pw, n_resamples=150, seed=5).set_index("model")
+    for prefix in ("", "fixed_"):
+        a, b = ranked.loc["clippy"], ranked.loc["clone"]
+        for f in ("rank", "rank_lo", "rank_hi", "p_first", "group"):
+            assert a[prefix + f] == b[prefix + f], (prefix, f)
+        assert a[prefix + "rank_lo"] <= b[prefix + "rank_hi"]  # overlapping intervals
+        assert set(ranked[prefix + "rank"]) <= {1, 2, 3} and ranked[prefix + "group"].str.len().gt(0).all()
+    # computed here when no pairwise table is given: the same
+    pd.testing.assert_frame_equal(T.add_ranks(models, settings, None, n_resamples=150, seed=5).set_index("model"),
+                                  ranked)
+    md = T.models_markdown(ranked.reset_index(), "toy", 0.95)
+    header = next(line for line in md.splitlines() if line.startswith("| Model"))
+    # fixed ranks beside the fixed metrics, best ranks after the best metrics
+    assert header.index("| Rank |") < header.index("Best setting") < header.index("best rank")

@@ -589,7 +589,7 @@ def _add_figures(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
         description="Reads <results>/<collection>/tables/ (written by `soundsim tables` or the workflow), "
         "the rankings.h5 of the configured settings and manifest.csv, and writes <results>/<collection>/figures/: "
         "grid/<model>__<variation> (Fig. 1, grouped bars) and grid/<model>__<variation>_heatmap, families "
-        "(Fig. 2), models, per_label, significance, precision_at_k, each .png and .pdf.",
+        "(Fig. 2), models, per_label, significance, precision_at_k, ranks, each .png and .pdf.",
     )
     _config_args(f)
     f.set_defaults(func=_cmd_figures)

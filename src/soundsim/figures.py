@@ -18,6 +18,9 @@ empty input raises :class:`FiguresError`.
 * :func:`per_label`: class-wise MAP@15, label x model;
 * :func:`significance_matrix`: the paired tests of ``pairwise.csv`` as model x model
   matrices of differences, significant ones (Holm) marked;
+* :func:`rank_stability`: each model's rank by MAP@15 with the bootstrap interval of the
+  rank, its group letters (statistically tied models share one) and P(first), from
+  ``models.csv`` (:func:`soundsim.tables.add_ranks`);
 * :func:`precision_at_k` / :func:`precision_figure`: macro precision@k
   (k = 1..K) per model at its best and at the fixed setting, from the top-K
   lists of ``rankings.h5`` and the manifest's labels;
@@ -656,6 +659,95 @@ def significance_matrix(
     return save(significance_matrix_figure(pairwise_df, collection, order, confidence), path)
 
 
+# --------------------------------------------------------------------------- rank stability
+
+RANK_PANELS = {"best": "each model's best setting", "fixed": "the paper's fixed setting"}
+
+
+def _rank_panel_rows(models_df: pd.DataFrame, comparison: str) -> pd.DataFrame:
+    """The models of one panel of :func:`rank_stability_figure`: those with a
+    rank at ``comparison``, best first (rank, then higher ``p_first``, then name),
+    with columns ``rank, rank_lo, rank_hi, p_first`` (floats) and ``group`` (text)."""
+    rank, lo, hi, p_first, group = T.rank_columns(comparison)
+    if rank not in models_df.columns:
+        return models_df.iloc[:0]
+    df = models_df.copy()
+    for src, dst in ((rank, "_rank"), (lo, "_lo"), (hi, "_hi"), (p_first, "_p")):
+        df[dst] = pd.to_numeric(df[src], errors="coerce").astype(float) if src in df.columns else np.nan
+    df["_group"] = df[group].fillna("").astype(str) if group in df.columns else ""
+    df = df[np.isfinite(df["_rank"].to_numpy())]
+    return df.assign(_name=df["model"].astype(str)).sort_values(["_rank", "_p", "_name"],
+                                                                ascending=[True, False, True], kind="mergesort")
+
+
+def rank_stability_figure(models_df: pd.DataFrame, collection: str | None = None,
+                          confidence: float | None = None) -> Figure:
+    """How stable is each model's rank? (drawn, not saved): one panel per
+    comparison with ranks in models.csv (:func:`soundsim.tables.add_ranks`:
+    each model's best setting, then the paper's fixed setting), one row per
+    model ordered by rank (best on top): a dot at the rank of its MAP@15,
+    a bar over the bootstrap interval of its rank (``rank_lo`` to
+    ``rank_hi``), and on the right its group letters (models sharing a letter
+    are not significantly different, Holm-corrected paired tests) and
+    ``p_first`` (share of resamples in which it ranks first). Rank 1 on the
+    left. A panel's model names carry its setting; † marks a model trained on
+    the collection's dataset."""
+    df = _check(models_df, ["model"], "rank_stability")
+    panels = [(c, _rank_panel_rows(df, c)) for c in ("best", "fixed")]
+    panels = [(c, rows) for c, rows in panels if len(rows)]
+    if not panels:
+        raise FiguresError("rank_stability: no model has a rank (models.csv lacks rank / fixed_rank values; "
+                           "see soundsim.tables.add_ranks)")
+    n = max(len(rows) for _, rows in panels)
+    fig = _new_figure(max(6.5, 5.4 * len(panels)), max(2.8, 0.5 * n + 1.9))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (comparison, rows) in zip(axes, panels, strict=True):
+        setting_col = dict(T.COMPARISONS)[comparison]
+        k = len(rows)
+        y = np.arange(k)
+        rank = rows["_rank"].to_numpy()
+        lo = np.where(np.isfinite(rows["_lo"].to_numpy()), rows["_lo"].to_numpy(), rank)
+        hi = np.where(np.isfinite(rows["_hi"].to_numpy()), rows["_hi"].to_numpy(), rank)
+        ax.hlines(y, lo - 0.18, hi + 0.18, color="#4c72b0", alpha=0.35, linewidth=9, label="interval of the rank")
+        ax.scatter(rank, y, color="#1f3b73", s=36, zorder=3, label="rank of the estimate")
+        ticks = []
+        for _, r in rows.iterrows():
+            name = f"{r['model']} / {r['variation']}" if "variation" in rows.columns else str(r["model"])
+            if str(r.get(TD.FLAG_COLUMN, "")) == "true":
+                name += f" {TD.MARKER}"
+            if setting_col in rows.columns and not pd.isna(r[setting_col]):
+                name += f"\n{T.setting_label(r[setting_col])}"
+            ticks.append(name)
+        ax.set_yticks(y, ticks, fontsize=7.5)
+        ax.set_ylim(k - 0.5, -0.5)
+        total = int(max(k, np.nanmax(hi)))
+        ax.set_xticks(np.arange(1, total + 1))
+        ax.set_xlim(0.4, total + 0.6)
+        ax.set_xlabel("rank by macro MAP@15 (1 = best)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_axisbelow(True)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(y, [f"{g or '-':<4} {p:.2f}" if np.isfinite(p) else f"{g or '-'}"
+                             for g, p in zip(rows["_group"], rows["_p"].to_numpy(), strict=True)],
+                         fontsize=8, family="monospace")
+        right.set_ylabel("group, P(ranked first)", fontsize=8)
+        ax.set_title(RANK_PANELS.get(comparison, comparison), fontsize=9)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    note = (f"bar: {_level(confidence)}bootstrap interval of the rank (the intervals' resamples, every model "
+            "ranked in each); models sharing a letter are not significantly different (Holm-corrected paired tests)")
+    width = 70 if len(panels) == 1 else 130
+    fig.suptitle(_title("Rank stability per model", collection, "\n".join(textwrap.wrap(note, width)), ""),
+                 fontsize=10)
+    return fig
+
+
+def rank_stability(models_df: pd.DataFrame, path: str | Path, collection: str | None = None,
+                   confidence: float | None = None) -> list[Path]:
+    """:func:`rank_stability_figure`, saved as ``<path>.png`` and ``.pdf``."""
+    return save(rank_stability_figure(models_df, collection, confidence), path)
+
+
 # --------------------------------------------------------------------------- precision@k
 
 
@@ -1193,8 +1285,9 @@ def make_figures(
     one colour range, :func:`soundsim.layout.grid_heatmap_name`; on both, the
     model's best setting of best_settings.csv is marked on its best
     variation's figure), ``families.{png,pdf}`` (Fig. 2), ``models.{png,pdf}``,
-    ``per_label.{png,pdf}``, ``significance.{png,pdf}`` and
-    ``precision_at_k.{png,pdf}``. ``tables``: key -> DataFrame or CSV path (as
+    ``per_label.{png,pdf}``, ``significance.{png,pdf}``,
+    ``precision_at_k.{png,pdf}`` and ``ranks.{png,pdf}`` (:func:`rank_stability`;
+    a placeholder when models.csv has no ranks). ``tables``: key -> DataFrame or CSV path (as
     :func:`soundsim.tables.write_tables` returns them) of every table of
     :data:`FIGURE_TABLES`; a missing one raises :class:`FiguresError`
     (figures never recompute a table). ``rankings``: the rankings.h5 files
@@ -1236,5 +1329,10 @@ def make_figures(
         log.warning("fewer than two models with per-query values; significance figure is a placeholder")
         written += placeholder(out / "significance", "Significance: fewer than two models to compare", collection)
     written += precision_plot(precision_curves(models, rankings, clips), out / "precision_at_k", collection)
+    if any(len(_rank_panel_rows(models, c)) for c in ("best", "fixed")):
+        written += rank_stability(models, out / "ranks", collection, confidence)
+    else:
+        log.warning("models.csv has no ranks (no per-query values?); ranks figure is a placeholder")
+        written += placeholder(out / "ranks", "Ranks: no model has a rank in models.csv", collection)
     log.info("wrote %d figure file(s) under %s", len(written), out)
     return written

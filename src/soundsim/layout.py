@@ -21,7 +21,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     tables/<page>.html (each table of TABLE_PAGES as a page of the report)      rule table_pages
     figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1, bars)
     figures/grid/<model>__<variation>_heatmap.{png,pdf}                        rule figures (Fig. 1, heatmap)
-    figures/{families,models,per_label,significance,precision_at_k}.{png,pdf}  rule figures
+    figures/{families,models,per_label,significance,precision_at_k,ranks}.{png,pdf}  rule figures
     figures/indexes.{png,pdf}                                                  rule index_figure (grid.indexes)
     figures/{heads,heads_training}.{png,pdf}                                   learned similarity heads (heads:)
     figures/listening.{png,pdf}                                                rule listening_summary
@@ -105,7 +105,7 @@ TABLES: dict[str, str] = {
 SUMMARY_TABLES = ("all_settings", "best_settings", "models", "models_md", "families", "labels", "pairwise")
 #: the summary figures of ``figures/`` (each ``.png`` and ``.pdf``), besides Fig. 1 per model variation
 #: (:func:`grid_figure_name`, :func:`grid_heatmap_name`)
-FIGURES = ("families", "models", "per_label", "significance", "precision_at_k")
+FIGURES = ("families", "models", "per_label", "significance", "precision_at_k", "ranks")
 #: the figure of approximate search (rule index_figure, when ``grid.indexes`` is not empty)
 INDEX_FIGURE = "indexes"
 #: the figures of the learned similarity heads (when ``heads:`` is configured): each head against its

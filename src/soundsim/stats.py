@@ -60,6 +60,18 @@ pair is compared on the queries they share (``same_queries`` False).
 Caveats: queries of one clip in several labels, and queries sharing relevant
 clips, are not independent; the bootstrap treats them as if they were.
 
+**Ranks and tied groups.** :func:`rank_intervals` ranks the systems on a
+metric (1 = best) in the point estimates and in every replicate, from the
+same replicates as the intervals (the same design and seed), and reports the
+percentile interval of each system's replicate ranks and the share of
+resamples in which it comes first. :func:`tied_groups` turns the
+Holm-corrected paired tests into a compact letter display
+(:func:`compact_letters`, Piepho's insert-and-absorb): systems sharing a letter
+are not significantly different. The two answer different questions -- where
+a system's rank could lie, and which pairs are separated -- so a rank
+interval may overlap another's while the pair is significantly different
+(the paired test is the more sensitive one).
+
 **Holm.** :func:`holm` (written here: statsmodels is not a dependency and
 scipy has only Benjamini-Hochberg/-Yekutieli in ``false_discovery_control``)
 adjusts the p-values of all pairs of a comparison, one family per metric.
@@ -70,7 +82,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -523,3 +535,180 @@ def confidence_text(confidence: float) -> str:
     """0.95 -> '95 %'."""
     pct = 100.0 * float(confidence)
     return f"{pct:g} %" if not math.isclose(pct, round(pct)) else f"{round(pct)} %"
+
+
+# --------------------------------------------------------------------------- ranks and tied groups
+
+#: the columns of :func:`rank_intervals`
+RANK_COLUMNS = ["system", "metric", "estimate", "rank", "rank_lo", "rank_hi", "p_first", "n_systems", "n_labels",
+                "n_queries", "same_queries"]
+#: differences below this (relative to the largest value) are ties when ranking (floating-point noise)
+_RANK_TOL = 1e-12
+
+
+def _ranks(values: np.ndarray, tol: float) -> np.ndarray:
+    """Competition ranks ("1224") along the last axis of ``values`` (..., k), larger
+    is better: 1 + the number of systems more than ``tol`` better."""
+    better = values[..., None, :] > values[..., :, None] + tol  # [..., i, j]: j beats i
+    return 1 + better.sum(axis=-1)
+
+
+def _shared(qsets: Sequence[QuerySet]) -> list[QuerySet]:
+    """The systems restricted to the queries every one has, labels left with
+    fewer than 2 of them dropped (as :func:`pairwise` does for a pair)."""
+    keys = [pd.MultiIndex.from_arrays([q.label, q.fname]) for q in qsets]
+    common = keys[0]
+    for k in keys[1:]:
+        common = common.intersection(k)
+    out = [q.restrict(k.isin(common)) for q, k in zip(qsets, keys, strict=True)]
+    lab = out[0].label
+    u, cnt = np.unique(lab, return_counts=True)
+    keep = np.isin(lab, u[cnt >= 2])
+    return [q.restrict(keep) for q in out]
+
+
+def rank_intervals(
+    systems: Mapping[Any, pd.DataFrame | QuerySet],
+    metric: str = "map@15",
+    n_resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    seed: int = DEFAULT_SEED,
+) -> pd.DataFrame:
+    """How stable is each system's rank? (``systems``: name -> per-query
+    DataFrame or :class:`QuerySet`, as for :func:`intervals`.)
+
+    Definition. With the systems' macro values ``v_s`` of ``metric`` (better
+    when higher, :func:`soundsim.measures.higher_is_better`; MR1: lower), the
+    rank is the competition rank
+
+        rank_s = 1 + #{t : v_t better than v_s}
+
+    (1 = best; systems whose values differ by less than 1e-12 of the largest
+    are tied and share the better rank, so two identical systems are both
+    first). ``rank`` is that of the point estimates; in each bootstrap
+    replicate b the same rule ranks the replicates ``v*_s,b`` -- the rescaled
+    stratified replicates of :meth:`Design.replicates`, drawn by the
+    :class:`Design` of the query set with the same ``seed`` and
+    ``n_resamples``, i.e. the very replicates :func:`intervals` takes its
+    percentiles of (common random numbers: every system is resampled on the
+    same queries in a replicate). ``rank_lo``/``rank_hi``: the percentile
+    interval of the replicate ranks at ``confidence``, widened to whole ranks
+    (the lower quantile rounded down to an observed rank, the upper one up:
+    numpy's ``lower``/``higher`` methods), so [1, 1] means first in at least
+    (1 + confidence)/2 of the resamples. ``p_first``: the share of resamples
+    in which the system is ranked first (ties included, so the shares of tied
+    systems may sum to more than 1).
+
+    Systems evaluated on different query sets (e.g. clips one extractor could
+    not embed) are all compared on the queries every system has (labels left
+    with fewer than 2 dropped; ``same_queries`` False, ``estimate`` then the
+    macro value on those queries); otherwise the design is each system's
+    own, and the replicates equal those of :func:`intervals`.
+
+    Returns one row per system in input order: :data:`RANK_COLUMNS`
+    (``rank, rank_lo, rank_hi, n_systems`` integers). Empty (with these
+    columns) when ``systems`` is empty."""
+    _check_options(n_resamples, confidence)
+    try:
+        column = measures.column_of(metric)
+        sign = 1.0 if measures.higher_is_better(metric) else -1.0
+    except measures.UnknownMetric as e:
+        raise StatsError(str(e)) from None
+    names = list(systems)
+    if not names:
+        return pd.DataFrame(columns=RANK_COLUMNS)
+    qsets = _query_sets(systems)
+    for name, q in zip(names, qsets, strict=True):
+        if column not in q.columns:
+            raise StatsError(f"rank_intervals: {name} has no {column!r} values (metric {metric})")
+    same = len({q.signature for q in qsets}) == 1
+    if not same:
+        qsets = _shared(qsets)
+        if qsets[0].n_queries == 0:
+            raise StatsError("rank_intervals: the systems share no resampleable queries")
+        log.info("rank_intervals: %d systems with different query sets ranked on the %d queries they share",
+                 len(names), qsets[0].n_queries)
+    design = Design(qsets[0].label)
+    values = np.column_stack([q.values[:, q.columns.index(column)] for q in qsets])
+    est, rep = design.replicates(values, n_resamples, seed)
+    tol = _RANK_TOL * max(1.0, float(np.abs(est).max()))
+    point = _ranks(sign * est, tol)
+    reps = _ranks(sign * rep, tol)  # (B, k)
+    a = (1.0 - float(confidence)) / 2.0
+    lo = np.quantile(reps, a, axis=0, method="lower")
+    hi = np.quantile(reps, 1.0 - a, axis=0, method="higher")
+    first = (reps == 1).mean(axis=0)
+    out = pd.DataFrame({"system": names, "metric": metric, "estimate": est, "rank": point.astype(np.int64),
+                        "rank_lo": lo.astype(np.int64), "rank_hi": hi.astype(np.int64), "p_first": first,
+                        "n_systems": len(names), "n_labels": design.n_labels, "n_queries": design.n_queries,
+                        "same_queries": same})
+    return out[RANK_COLUMNS]
+
+
+def _letter(k: int) -> str:
+    """The k-th letter of a display: a..z, A..Z, then ``<53>``, ``<54>``, ... (unambiguous when joined)."""
+    if k < 26:
+        return chr(ord("a") + k)
+    if k < 52:
+        return chr(ord("A") + k - 26)
+    return f"<{k + 1}>"
+
+
+def compact_letters(names: Sequence[Any], different: Iterable[tuple[Any, Any]]) -> dict[Any, str]:
+    """A compact letter display of ``names``: letters per system such that
+    every pair in ``different`` (the significantly different pairs) shares no
+    letter and every other pair of ``names`` shares at least one (pairs not in
+    ``different``, tested or not, count as not different): systems sharing a
+    letter are statistically tied.
+
+    Algorithm: insert-and-absorb (Piepho 2004, J. Comput. Graph. Stat. 13:456).
+    Start with one letter column holding every system; for each significant
+    pair (i, j), every column holding both is replaced by two copies, one
+    without i and one without j (insert); then every column that is a subset
+    of another is deleted (absorb). Each column is a set of mutually tied
+    systems (no significant pair inside), every non-significant pair stays in
+    some column, and no column is redundant. The columns are then lettered
+    in the order of their best member in ``names`` (give ``names`` best
+    first: the best system gets ``a``), and each system's letters are those
+    of its columns, in that order (``a``, ``ab``, ``b``, ...; after z: A..Z,
+    then ``<53>``...). Example: A, B, C best first, only A-C significant ->
+    A ``a``, B ``ab``, C ``b``. Pairs naming a system not in ``names`` are
+    ignored."""
+    order = list(dict.fromkeys(names))
+    pos = {n: i for i, n in enumerate(order)}
+    if not order:
+        return {}
+    pairs = sorted({(min(pos[a], pos[b]), max(pos[a], pos[b])) for a, b in different
+                    if a in pos and b in pos and a != b})
+    cols: list[frozenset[int]] = [frozenset(range(len(order)))]
+    for i, j in pairs:
+        new: list[frozenset[int]] = []
+        for c in cols:
+            new += [c - {i}, c - {j}] if i in c and j in c else [c]
+        uniq = list(dict.fromkeys(new))
+        cols = [c for c in uniq if not any(c < d for d in uniq)]
+    cols.sort(key=lambda c: sorted(c))
+    letters = {n: "" for n in order}
+    for k, c in enumerate(cols):
+        for i in sorted(c):
+            letters[order[i]] += _letter(k)
+    return letters
+
+
+def tied_groups(pairwise_df: pd.DataFrame, order: Sequence[Any], metric: str = "map@15") -> dict[Any, str]:
+    """The :func:`compact_letters` of the systems ``order`` (best first) from
+    the Holm-corrected paired tests of ``pairwise_df`` (:func:`pairwise`, or the
+    rows of one ``comparison`` of ``pairwise.csv``): a pair is different when
+    its row of ``metric`` is ``significant``. Systems sharing a letter are not
+    significantly different (statistically tied); a pair without a row (e.g.
+    no shared queries) counts as tied."""
+    if pairwise_df is None or len(pairwise_df) == 0:
+        return compact_letters(order, [])
+    missing = [c for c in ("a", "b", "metric", "significant") if c not in pairwise_df.columns]
+    if missing:
+        raise StatsError(f"tied_groups: pairwise table lacks column(s) {', '.join(missing)}")
+    rows = pairwise_df[pairwise_df["metric"].astype(str) == str(metric)]
+    sig = rows["significant"].astype(str).str.lower().isin(["true", "1"])
+    by_name = {str(n): n for n in order}
+    diff = [(by_name.get(str(a)), by_name.get(str(b))) for a, b in zip(rows["a"][sig], rows["b"][sig], strict=True)]
+    return compact_letters(order, [(a, b) for a, b in diff if a is not None and b is not None])

@@ -29,6 +29,13 @@ under ``<out_dir>``, each file atomically, named as :data:`soundsim.layout.TABLE
 * :func:`pairwise_table` -> ``pairwise.csv``: paired bootstrap tests of every
   pair of models of models.csv (at the fixed and at the best setting), the
   difference, its interval and the Holm-corrected p-value;
+* :func:`add_ranks`: each model's rank on MAP@15 with its bootstrap interval
+  (from the same resamples as the intervals), the share of resamples in
+  which it is first, and its group letters (compact letter display of
+  pairwise.csv's Holm-corrected tests: models sharing a letter are tied):
+  ``rank, rank_lo, rank_hi, p_first, group`` (best setting) and ``fixed_*``
+  (fixed setting), which :func:`write_tables` adds to ``models.csv`` and
+  ``models.md``;
 * :func:`heads_table` -> ``heads.csv`` (written by its own rule, not by
   :func:`write_tables`): each learned similarity head against its frozen base
   model at their best settings, on all queries and, for a class-disjoint head,
@@ -517,6 +524,32 @@ def add_intervals(
 
 
 _PAIR_SIDE = ["variation", "setting"]
+#: the comparisons of pairwise.csv and the models.csv column naming each model's setting in it
+COMPARISONS = (("fixed", "setting"), ("best", "best_setting"))
+
+
+def _comparison_systems(index: Mapping[tuple[str, str, str], L.SettingFiles], models_df: pd.DataFrame,
+                        comparison: str, what: str) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[str, str]]]:
+    """The per-query values of every model of ``models_df`` at its setting of
+    ``comparison`` (:data:`COMPARISONS`: ``fixed``, the ``setting`` column,
+    models with a non-empty ``note`` left out; ``best``, ``best_setting``), and
+    where they come from (model -> (variation, setting)); a model whose file is
+    not among the settings or not on disk is left out with a logged warning."""
+    col = dict(COMPARISONS)[comparison]
+    systems: dict[str, pd.DataFrame] = {}
+    where: dict[str, tuple[str, str]] = {}
+    for _, r in models_df.iterrows():
+        setting = str(r[col]) if not pd.isna(r[col]) else ""
+        if col == "setting" and "note" in models_df.columns and str(r.get("note") or "") not in ("", "nan"):
+            continue
+        files = _files_of(index, r, setting) if setting else None
+        if files is None or not files.per_query.is_file():
+            where_ = files.per_query if files is not None else f"{r['model']}/{r['variation']}/{setting}"
+            log.warning("%s: %s not found; %s left out of the %s comparison", what, where_, r["model"], comparison)
+            continue
+        systems[str(r["model"])] = St.read_per_query(files.per_query)
+        where[str(r["model"])] = (str(r["variation"]), setting)
+    return systems, where
 
 
 def pairwise_table(
@@ -543,24 +576,10 @@ def pairwise_table(
     index = _index(settings)
     _require(models_df, ["model", "variation", "setting"], "pairwise_table")
     parts = []
-    for comparison, col in (("fixed", "setting"), ("best", "best_setting")):
+    for comparison, col in COMPARISONS:
         if col not in models_df.columns:
             continue
-        systems: dict[str, pd.DataFrame] = {}
-        where: dict[str, tuple[str, str]] = {}
-        for _, r in models_df.iterrows():
-            setting = str(r[col]) if not pd.isna(r[col]) else ""
-            if col == "setting" and "note" in models_df.columns and str(r.get("note") or "") not in ("", "nan"):
-                continue
-            files = _files_of(index, r, setting) if setting else None
-            if files is None or not files.per_query.is_file():
-                where_ = files.per_query if files is not None else f"{r['model']}/{r['variation']}/{setting}"
-                log.warning("pairwise_table: %s not found; %s left out of the %s comparison", where_, r["model"],
-                            comparison)
-                continue
-            path = files.per_query
-            systems[str(r["model"])] = St.read_per_query(path)
-            where[str(r["model"])] = (str(r["variation"]), setting)
+        systems, where = _comparison_systems(index, models_df, comparison, "pairwise_table")
         if len(systems) < 2:
             continue
         t = St.pairwise(systems, n_resamples, confidence, seed)
@@ -576,6 +595,89 @@ def pairwise_table(
     if not parts:
         return pd.DataFrame(columns=cols)
     return pd.concat(parts, ignore_index=True)[cols]
+
+
+# --------------------------------------------------------------------------- ranks and tied groups
+
+#: the rank columns :func:`add_ranks` adds to models.csv, per comparison (prefix + name)
+RANK_FIELDS = ("rank", "rank_lo", "rank_hi", "p_first", "group")
+#: comparison -> the prefix of its rank columns (best setting: none, as the issue names them)
+RANK_PREFIX = {"best": "", "fixed": "fixed_"}
+RANK_METRIC = "map@15"
+_RANK_INTEGERS = {"rank", "rank_lo", "rank_hi"}
+
+
+def rank_columns(comparison: str) -> list[str]:
+    """``best`` -> ``rank, rank_lo, rank_hi, p_first, group``; ``fixed`` -> ``fixed_rank, ...``."""
+    return [RANK_PREFIX[comparison] + f for f in RANK_FIELDS]
+
+
+def _is_rank_integer(col: str) -> bool:
+    return col.removeprefix("fixed_") in _RANK_INTEGERS
+
+
+def add_ranks(
+    models_df: pd.DataFrame,
+    settings: Settings,
+    pairwise_df: pd.DataFrame | None = None,
+    metric: str = RANK_METRIC,
+    n_resamples: int = St.DEFAULT_RESAMPLES,
+    confidence: float = St.DEFAULT_CONFIDENCE,
+    seed: int = St.DEFAULT_SEED,
+) -> pd.DataFrame:
+    """``models_df`` (models.csv) with each model's rank on ``metric``
+    (MAP@15) and how stable it is, before ``note``: at the best setting
+    ``rank, rank_lo, rank_hi, p_first, group``; at the paper's fixed setting
+    the same with the prefix ``fixed_`` (:func:`rank_columns`).
+
+    ``rank`` (1 = best), ``rank_lo``/``rank_hi`` (percentile interval of the
+    ranks in the bootstrap replicates) and ``p_first`` (share of resamples in
+    which the model is first): :func:`soundsim.stats.rank_intervals` over
+    the models of that comparison of pairwise.csv (each model's
+    ``per_query.parquet`` at its ``best_setting`` / ``setting``, as
+    :func:`pairwise_table` reads them), with the same ``n_resamples`` and
+    ``seed`` as the intervals, hence the same resamples. ``group``: the
+    compact letter display (:func:`soundsim.stats.tied_groups`) of the
+    Holm-corrected tests of ``pairwise_df`` (pairwise.csv; computed here when
+    None) of that comparison and metric: models sharing a letter are not
+    significantly different; the best model's letters start with ``a``.
+    A model without per-query values at that setting (or whose fixed setting
+    was not evaluated) gets NaN and an empty group. Models on different query
+    sets are ranked on the queries all of them have."""
+    _require(models_df, ["model", "variation", "setting", "best_setting"], "add_ranks")
+    index = _index(settings)
+    if pairwise_df is None:
+        pairwise_df = pairwise_table(settings, models_df, n_resamples, confidence, seed)
+    out = models_df.copy()
+    names = [str(m) for m in out["model"]]
+    for comparison in ("best", "fixed"):
+        cols = dict(zip(RANK_FIELDS, rank_columns(comparison), strict=True))
+        values: dict[str, dict[str, Any]] = {f: {} for f in RANK_FIELDS}
+        systems, _ = _comparison_systems(index, models_df, comparison, "add_ranks")
+        if systems:
+            r = St.rank_intervals(systems, metric, n_resamples, confidence, seed)
+            order = [str(x) for x in r.sort_values(["rank", "p_first", "system"], ascending=[True, False, True],
+                                                   kind="mergesort")["system"]]
+            pw = pairwise_df[pairwise_df["comparison"].astype(str) == comparison] \
+                if pairwise_df is not None and "comparison" in pairwise_df.columns else pairwise_df
+            groups = St.tied_groups(pw, order, metric)
+            for t in r.itertuples(index=False):
+                for f in ("rank", "rank_lo", "rank_hi", "p_first"):
+                    values[f][str(t.system)] = getattr(t, f)
+            values["group"] = groups
+        for f in RANK_FIELDS:
+            v = [values[f].get(m) for m in names]
+            if f == "group":
+                col = pd.Series([x or "" for x in v], index=out.index, dtype=object)
+            elif f in _RANK_INTEGERS:
+                col = pd.Series(pd.array(v, dtype="Int64"), index=out.index)
+            else:
+                col = pd.Series([math.nan if x is None else float(x) for x in v], index=out.index, dtype=float)
+            out[cols[f]] = col
+    new = [c for comp in ("best", "fixed") for c in rank_columns(comp)]
+    rest = [c for c in out.columns if c not in new]
+    at = rest.index("note") if "note" in rest else len(rest)
+    return out[rest[:at] + new + rest[at:]]
 
 
 # --------------------------------------------------------------------------- learned similarity heads
@@ -816,10 +918,12 @@ def training_notes(models_df: pd.DataFrame) -> tuple[str, list[str]]:
 
 
 def _fmt(v: Any, col: str, markdown: bool = True) -> str:
+    if v is pd.NA:
+        return "n/a"
     if isinstance(v, float):
         if math.isnan(v):
             return "n/a"
-        if col == "dims" and v.is_integer():
+        if (col == "dims" or _is_rank_integer(col)) and v.is_integer():
             return str(int(v))
         return f"{v:.2f}" if col.endswith("mr1") else f"{v:.3f}"
     s = "" if v is None else str(v)
@@ -829,6 +933,9 @@ def _fmt(v: Any, col: str, markdown: bool = True) -> str:
 _MD_HEADERS = {
     "model": "Model", "modality": "Modality", "objective": "Pre-training objective", "params": "# Param.",
     "data_size": "Data size", "dims": "# Dim.", "variation": "Variation", "best_setting": "Best setting",
+    # models.md's convention: unprefixed = the fixed setting, "best" = the best setting
+    "rank": "best rank", "p_first": "best P(1st)", "group": "best group",
+    "fixed_rank": "Rank", "fixed_p_first": "P(1st)", "fixed_group": "Group",
 }
 
 
@@ -863,6 +970,7 @@ def models_display(
     _require(models_df, ["model"], "models_markdown")
     hidden = ("note", "level", "setting", "trained_on", TD.FLAG_COLUMN, "training_note")
     cols = [c for c in models_df.columns if c not in hidden and not _is_interval(c)]
+    cols, rank_note = _rank_display(models_df, cols, confidence)
     has_ci = any(_is_interval(c) for c in models_df.columns)
     fixed = "; ".join(setting_label(x) for x in sorted({str(x) for x in models_df.get("setting", [])}))
     intro = (
@@ -891,7 +999,40 @@ def models_display(
                               for c in cols]
     notes = [f"{r['model']}: {r['note']}" for _, r in models_df.iterrows()
              if "note" in models_df.columns and str(r["note"] or "") not in ("", "nan")]
-    return table, intro, notes + training
+    return table, intro, ([rank_note] if rank_note else []) + notes + training
+
+
+def _rank_display(models_df: pd.DataFrame, cols: list[str], confidence: float | None) -> tuple[list[str], str]:
+    """The displayed columns with the rank columns of :func:`add_ranks` placed
+    (the fixed setting's before ``best_setting``, the best setting's after the
+    last ``best_`` metric; ``_lo``/``_hi`` shown in brackets; a comparison
+    without any rank left out), and the footnote that explains them ('' without)."""
+    shown: dict[str, list[str]] = {}
+    for comparison in ("fixed", "best"):
+        rank, lo, hi, p_first, group = rank_columns(comparison)
+        if rank in models_df.columns and pd.to_numeric(models_df[rank], errors="coerce").notna().any():
+            shown[comparison] = [c for c in (rank, p_first, group) if c in models_df.columns]
+    every = {c for comp in ("fixed", "best") for c in rank_columns(comp)}
+    out = [c for c in cols if c not in every]
+    if not shown:
+        return out, ""
+    if "fixed" in shown:
+        at = out.index("best_setting") if "best_setting" in out else len(out)
+        out[at:at] = shown["fixed"]
+    if "best" in shown:
+        best_metrics = [i for i, c in enumerate(out) if c.startswith("best_") and c != "best_setting"]
+        at = best_metrics[-1] + 1 if best_metrics else len(out)
+        out[at:at] = shown["best"]
+    which = " and ".join(w for w, comp in (("the fixed setting (Rank, P(1st), Group)", "fixed"),
+                                           ("the best setting (best rank, best P(1st), best group)", "best"))
+                         if comp in shown)
+    level = f"{St.confidence_text(confidence)} " if confidence else ""
+    note = (f"Ranks by macro MAP@15 at {which}: 1 = best; in brackets the {level}bootstrap interval of the rank "
+            "(the same resamples as the other intervals, every model ranked in each resample); P(1st): the share "
+            "of resamples in which the model ranks first. Group: models that share a letter are not "
+            "significantly different (Holm-corrected paired tests of pairwise.csv, compact letter display); "
+            "models with no letter in common are.")
+    return out, note
 
 
 def models_markdown(models_df: pd.DataFrame, collection: str | None = None, confidence: float | None = None) -> str:
@@ -917,10 +1058,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
                                  "comparison", "metric", "a", "a_variation", "a_setting", "b", "b_variation",
                                  "b_setting", "better", "trained_on", "training_note", TD.FLAG_COLUMN,
                                  "head", "base", "subset", "head_setting", "base_setting", "train_collection",
-                                 "fingerprint",
+                                 "fingerprint", "group", "fixed_group",
                                  f"a_{TD.FLAG_COLUMN}", f"b_{TD.FLAG_COLUMN}")}
     df = pd.read_csv(path, dtype=str_cols, keep_default_na=False, na_values=["nan", ""])
-    for c in ("note", "better", "trained_on", "training_note", "train_collection", "fingerprint"):
+    for c in ("note", "better", "trained_on", "training_note", "train_collection", "fingerprint", "group",
+              "fixed_group"):
         if c in df.columns:
             df[c] = df[c].fillna("")
     return df
@@ -945,7 +1087,9 @@ def write_tables(
     (the paper's table2.csv, path or DataFrame) adds the ``paper_*`` columns to
     models.*. The macro metrics get bootstrap intervals (:func:`add_intervals`;
     ``n_resamples``, ``confidence``, ``seed``) and pairwise.csv the paired
-    tests (:func:`pairwise_table`). ``collection`` names the collection in
+    tests (:func:`pairwise_table`); models.* get each model's rank, its interval,
+    ``p_first`` and group letters at the best and the fixed setting
+    (:func:`add_ranks`, from the same resamples). ``collection`` names the collection in
     models.md (default: the results tree's collection the settings sit in).
     ``dataset``: the collection's dataset (:func:`soundsim.datasets.collection_dataset`;
     None: not declared), which sets the training-data flag of every table
@@ -967,6 +1111,8 @@ def write_tables(
         "labels": labels_table(settings, models),
         "pairwise": pairwise_table(settings, models, n_resamples, confidence, seed),
     }
+    models = tables["models"] = add_ranks(models, settings, tables["pairwise"], RANK_METRIC, n_resamples,
+                                          confidence, seed)
     flags = training_flags(models)
     for key in ("all_settings", "best_settings", "families", "labels"):
         tables[key] = add_training_flag(tables[key], flags)

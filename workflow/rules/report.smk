@@ -1,8 +1,8 @@
 # Report stage: tables (the paper's Tables I and II, all settings, families, pairwise tests),
 # their HTML pages for the report, and figures (the paper's Fig. 1 per model/variation, as bars
 # and as heatmaps, Fig. 2, model comparison with confidence intervals, significance matrix,
-# precision@k curves, per-label MAP@15). Short local jobs: they read small CSV/JSON/Parquet/HDF5
-# files; the bootstrap resamples the per-query values (no search re-runs).
+# precision@k curves, per-label MAP@15, rank stability). Short local jobs: they read small
+# CSV/JSON/Parquet/HDF5 files; the bootstrap resamples the per-query values (no search re-runs).
 
 
 localrules:
@@ -146,6 +146,13 @@ rule figures:
             category="Figures",
             subcategory="Models compared",
             labels={"figure": "precision@k curves"},
+        ),
+        ranks=report(
+            OUT.figure("ranks"),
+            caption=caption("ranks"),
+            category="Figures",
+            subcategory="Models compared",
+            labels={"figure": "rank stability"},
         ),
         families=report(
             OUT.figure("families"),
