@@ -229,3 +229,21 @@ def test_write_maps_errors_name_what_is_missing(tree):
                       seed=0, variations=[("ghost", "v1")])
     with pytest.raises(MP.MapError, match="given twice"):
         MP.processed_index([needed, lay.dir / "elsewhere" / "framey" / "v1" / needed.name])
+
+
+def test_too_few_clips_give_a_placeholder(tmp_path):
+    """A collection of 3 clips (e.g. a small CSV folder): the map is a placeholder, the outputs exist."""
+    lay = L.Layout(tmp_path, "tiny")
+    X, labels, _ = clustered(n_per_label=1)
+    fnames = [f"t{i}" for i in range(3)]
+    write_embeddings(lay.dir / "e.h5", fnames, [x[None].astype(np.float32) for x in X[:3]],
+                     {"model": "m", "variation": "v", "level": "clip"})
+    clips = pd.DataFrame({"fname": fnames, "labels": [[lab] for lab in labels[:3]]})
+    evaluate_grid(read_embeddings(lay.dir / "e.h5"), clips, FAMILIES, aggregations=["none"], pcas=["none"],
+                  searches=["nns"], cutoffs=[15], out_dir=lay.metrics_variation_dir("m", "v"), save_processed=True,
+                  processed_dir=lay.processed_dir("m", "v"))
+    models = T.models_table(T.collect(lay.find_settings()), registry={})
+    written = MP.write_maps(models, processed_files(lay), clips, FAMILIES, lay.figures_dir, seed=0)
+    assert written == lay.figure_files(L.map_figure_name("m", "v"))
+    img = mpimg.imread(written[0])
+    assert img.shape[0] < 400 and img.std() > 0.01  # the small text-only figure

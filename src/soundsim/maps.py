@@ -254,8 +254,9 @@ def write_maps(
     clips' labels (manifest.csv or a DataFrame with ``fname``, ``labels``); a mapped
     clip not in it is :data:`MIXED`. ``families``: family -> labels or
     families.json. ``seed``: t-SNE's ``random_state`` (the config's
-    ``evaluation.seed``)."""
-    from soundsim.figures import save
+    ``evaluation.seed``). A variation with fewer than :data:`MIN_CLIPS` clips gets a
+    placeholder figure saying so (the workflow's outputs stay fixed)."""
+    from soundsim.figures import placeholder, save
     from soundsim.tables import read_table
 
     mdf = read_table(models) if not isinstance(models, pd.DataFrame) else models
@@ -277,6 +278,13 @@ def write_maps(
             raise MapError(f"no processed file of {'/'.join(key)} among the {len(files)} given "
                            f"(the models.csv setting of {model}: {setting})")
         fnames, X = map_vectors(files[key], setting)
+        if len(fnames) < MIN_CLIPS:
+            log.warning("%s/%s: %d clip(s), too few to map; its map is a placeholder", model, variation,
+                        len(fnames))
+            written += placeholder(out / L.map_figure_name(model, variation),
+                                   f"{model} / {variation}: {len(fnames)} clip(s), too few for a map "
+                                   f"(at least {MIN_CLIPS})", collection)
+            continue
         coords = embedding_map(X, seed)
         groups = clip_families([labels.get(f, []) for f in fnames], families)
         title = map_title(model, variation, setting, len(fnames), best_variation=variation == best_variation,
