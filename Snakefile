@@ -1,4 +1,4 @@
-# soundsim workflow: collection -> manifest -> (extract -> process -> search + metrics -> tables, figures)
+# soundsim workflow: collection -> manifest -> (extract -> process -> search + metrics -> tables, figures, maps)
 # Run:  snakemake --cores all            (profiles/default is picked up automatically)
 #       snakemake --profile profiles/slurm   (cluster)
 # What to run is in config.yaml; see README.md.
@@ -23,6 +23,7 @@ include: "workflow/rules/extract.smk"
 include: "workflow/rules/precomputed.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/maps.smk"
 include: "workflow/rules/listening.smk"
 include: "workflow/rules/service.smk"
 include: "workflow/rules/heads.smk"

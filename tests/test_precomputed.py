@@ -407,7 +407,7 @@ def test_workflow_npy_folder_parquet_and_hdf5_give_equal_numbers(venv_bin, tmp_p
     assert dry.returncode == 0, dry.stderr[-3000:]
     # PCA 100 > D = 16 is left out: 2 aggregations x 2 PCA per model, each job serving 3 searches
     assert job_counts(dry.stdout) == {"import_embeddings": 3, "evaluate": 12, "tables": 1, "table_pages": 1,
-                                      "figures": 1, "all": 1, "total": 19}
+                                      "figures": 1, "embedding_maps": 1, "all": 1, "total": 20}
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
 
@@ -454,7 +454,7 @@ def test_workflow_npy_folder_parquet_and_hdf5_give_equal_numbers(venv_bin, tmp_p
     np.save(one, a)
     plan_ = snakemake(venv_bin, tmp_path, "-n")
     assert job_counts(plan_.stdout) == {"import_embeddings": 1, "evaluate": 4, "tables": 1, "table_pages": 1,
-                                        "figures": 1, "all": 1, "total": 9}
+                                        "figures": 1, "embedding_maps": 1, "all": 1, "total": 10}
     wildcards = [ln for ln in plan_.stdout.splitlines() if ln.strip().startswith("wildcards:")]
     assert all("model=vec-npy" in ln for ln in wildcards if "model=" in ln) and any("model=vec-npy" in ln
                                                                                       for ln in wildcards)
@@ -470,4 +470,4 @@ def test_workflow_npy_folder_parquet_and_hdf5_give_equal_numbers(venv_bin, tmp_p
     mixed = snakemake(venv_bin, tmp_path, "-n")
     assert mixed.returncode == 0, mixed.stderr[-3000:]
     assert job_counts(mixed.stdout) == {"extract_shard": 1, "merge_embeddings": 1, "evaluate": 4, "tables": 1,
-                                        "table_pages": 1, "figures": 1, "all": 1, "total": 10}
+                                        "table_pages": 1, "figures": 1, "embedding_maps": 1, "all": 1, "total": 11}

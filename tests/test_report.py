@@ -186,7 +186,7 @@ def test_report_of_a_tiny_demo_run(venv_bin, tmp_path):
     res = "results/demo"
     figures = {f"{res}/figures/{f}.png" for f in ("grid/aisfx__x-sequential-ce", "grid/aisfx__x-sequential-ce_heatmap",
                                                   "models", "significance", "precision_at_k", "families",
-                                                  "per_label", "ranks")}
+                                                  "per_label", "ranks", "maps/aisfx__x-sequential-ce")}
     assert {p for subs in categories["Figures"].values() for p in subs} == figures
     pages = {f"{res}/tables/{n}.html" for n in ("models", "best_settings", "pairwise", "all_settings", "families",
                                                 "labels", "collection_labels")}

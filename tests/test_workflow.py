@@ -67,7 +67,8 @@ def test_dry_run_of_the_shipped_config_plans_the_whole_dag(venv_bin):
     # grid.indexes: one evaluate_indexes job per model variation, then the table and its figure
     assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 6, "merge_embeddings": 3,
                                     "evaluate": 21, "evaluate_indexes": 3, "tables": 1, "table_pages": 1,
-                                    "figures": 1, "index_table": 1, "index_figure": 1, "all": 1, "total": 41}
+                                    "embedding_maps": 1, "figures": 1, "index_table": 1, "index_figure": 1, "all": 1,
+                                    "total": 42}
 
 
 def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
@@ -81,8 +82,8 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     assert plan.returncode == 0, plan.stderr
     n = len(models)
     assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 2 * n, "merge_embeddings": n,
-                                       "evaluate": 4 * n, "tables": 1, "table_pages": 1, "figures": 1, "all": 1,
-                                       "total": 6 + 7 * n}
+                                       "evaluate": 4 * n, "tables": 1, "table_pages": 1, "figures": 1,
+                                       "embedding_maps": 1, "all": 1, "total": 7 + 7 * n}
 
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -112,8 +113,9 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     assert best.loc["aisfx", "map@15"] == all_settings[all_settings.model == "aisfx"]["map@15"].max()
     assert s["macro"]["map@15"] <= best.loc["aisfx", "map@15"]
     for f in ["grid/aisfx__x-sequential-ce", "grid/aisfx__x-sequential-ce_heatmap", "families", "models", "per_label",
-              "precision_at_k"]:
+              "precision_at_k", *(f"maps/{m}__{c['variations'][0]}" for m, c in models.items())]:
         assert (res / "figures" / f"{f}.png").stat().st_size > 10_000 and (res / "figures" / f"{f}.pdf").is_file()
+    assert (res / "logs" / "embedding_maps.log").is_file() and (res / "benchmarks" / "embedding_maps.tsv").is_file()
     # per-query values beside every summary; intervals around the macro values; pairwise tests
     for row in all_settings.itertuples(index=False):
         pq = pd.read_parquet(res / "metrics" / row.model / row.variation / row.setting / "per_query.parquet")
@@ -173,15 +175,15 @@ def test_incremental_runs_plan_only_what_is_new(venv_bin, tmp_path):
     plan = snakemake(venv_bin, tmp_path, "-n")
     assert plan.returncode == 0, plan.stderr
     assert job_counts(plan.stdout) == {"extract_shard": 1, "merge_embeddings": 1, "evaluate": 2, "tables": 1,
-                                       "table_pages": 1, "figures": 1, "all": 1, "total": 8}
+                                       "table_pages": 1, "figures": 1, "embedding_maps": 1, "all": 1, "total": 9}
     assert "aisfx" not in "".join(ln for ln in plan.stdout.splitlines() if ln.strip().startswith("wildcards:"))
 
     cfg["models"].pop("freesound")
     cfg["grid"]["pca"] = [5, 10, "none"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     plan = snakemake(venv_bin, tmp_path, "-n")
-    assert job_counts(plan.stdout) == {"evaluate": 1, "tables": 1, "table_pages": 1, "figures": 1, "all": 1,
-                                       "total": 5}
+    assert job_counts(plan.stdout) == {"evaluate": 1, "tables": 1, "table_pages": 1, "figures": 1,
+                                       "embedding_maps": 1, "all": 1, "total": 6}
     assert "pca=5" in plan.stdout and "pca=10" not in plan.stdout
 
     cfg["grid"]["pca"] = [10, "none"]

@@ -32,6 +32,7 @@ EXTRA_OF: dict[str, str] = {
     "matplotlib": "workflow",
     "seaborn": "workflow",
     "pygments": "workflow",
+    "openTSNE": "workflow",
     "flask": "listen",
     "werkzeug": "listen",
     "jinja2": "listen",

@@ -21,6 +21,7 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     tables/<page>.html (each table of TABLE_PAGES as a page of the report)      rule table_pages
     figures/grid/<model>__<variation>.{png,pdf}                                rule figures (Fig. 1, bars)
     figures/grid/<model>__<variation>_heatmap.{png,pdf}                        rule figures (Fig. 1, heatmap)
+    figures/maps/<model>__<variation>.{png,pdf}                                rule embedding_maps (t-SNE map)
     figures/{families,models,per_label,significance,precision_at_k,ranks}.{png,pdf}  rule figures
     figures/indexes.{png,pdf}                                                  rule index_figure (grid.indexes)
     figures/{heads,heads_training}.{png,pdf}                                   learned similarity heads (heads:)
@@ -33,7 +34,8 @@ Everything soundsim writes for a collection lives under ``<results>/<collection>
     logs/<rule>.log, logs/extract/<model>/<variation>.{shard-<k>-of-<n>,merge}.log,
     logs/evaluate/<model>/<variation>/<processing>.log, logs/evaluate_indexes/<model>/<variation>.log,
     logs/train_head/<head>.log, logs/apply_head/<head>/<variation>.log
-    benchmarks/{extract,merge,evaluate,evaluate_indexes}/...tsv (as the logs), benchmarks/service/index.tsv   Snakemake's benchmark: files
+    benchmarks/{extract,merge,evaluate,evaluate_indexes}/...tsv (as the logs), benchmarks/service/index.tsv,
+    benchmarks/<rule>.tsv (e.g. embedding_maps)                                Snakemake's benchmark: files
     report.html                                                                snakemake --report
 
 Names of processing and evaluation settings (:func:`processing_name`,
@@ -74,7 +76,7 @@ SETTING_PATTERN = "agg-<a>_pca-<p>_search-<s>"
 PROCESSING_PATTERN = "agg-<a>_pca-<p>"
 _PART = r"[A-Za-z0-9]+"
 _SETTING_RE = re.compile(rf"^agg-(?P<aggregation>{_PART})_pca-(?P<pca>{_PART})_search-(?P<search>{_PART})$")
-
+_PROCESSING_RE = re.compile(rf"^agg-(?P<aggregation>{_PART})_pca-(?P<pca>{_PART})$")
 
 #: the files of one setting's folder (rule evaluate), by kind
 METRIC_FILES: dict[str, str] = {
@@ -183,6 +185,15 @@ def parse_setting(name: str) -> Setting:
     if not m:
         raise LayoutError(f"{name!r} is not a setting name ({SETTING_PATTERN})")
     return Setting(m["aggregation"], m["pca"], m["search"])
+
+
+def parse_processing(name: str) -> tuple[str, str]:
+    """``agg-mean_pca-100`` -> ``('mean', '100')`` (aggregation, pca as text);
+    :class:`LayoutError` when ``name`` is not a processing name."""
+    m = _PROCESSING_RE.match(str(name))
+    if not m:
+        raise LayoutError(f"{name!r} is not a processing name ({PROCESSING_PATTERN})")
+    return m["aggregation"], m["pca"]
 
 
 def is_setting_name(name: str) -> bool:
@@ -490,6 +501,10 @@ class Layout:
         """``logs/<rule>.log``."""
         return self.dir / "logs" / f"{rule}.log"
 
+    def benchmark(self, rule: str) -> Path:
+        """``benchmarks/<rule>.tsv``: the benchmark of a rule with one job (beside :meth:`log`)."""
+        return self.dir / "benchmarks" / f"{rule}.tsv"
+
     def extract_log(self, model: str, variation: str, item: str) -> Path:
         """``logs/extract/<model>/<variation>.shard-<item>.log`` (``item``: ``<k>-of-<n>``)."""
         return self.dir / "logs" / "extract" / model / f"{variation}.shard-{item}.log"
@@ -612,6 +627,23 @@ def grid_figure_name(model: str, variation: str) -> str:
 def grid_heatmap_name(model: str, variation: str) -> str:
     """``grid/<model>__<variation>_heatmap``: Fig. 1 of one model variation as a heatmap."""
     return f"{grid_figure_name(model, variation)}_heatmap"
+
+
+def map_figure_name(model: str, variation: str) -> str:
+    """``maps/<model>__<variation>`` (names made file-safe): the t-SNE map of one model
+    variation's processed clip vectors (:mod:`soundsim.maps`)."""
+    return f"maps/{_safe(model)}__{_safe(variation)}"
+
+
+def processed_key(path: str | Path) -> tuple[str, str, str]:
+    """``.../processed/<model>/<variation>/agg-<a>_pca-<p>.h5`` -> ``(model, variation,
+    processing)``, read from the last folders of the path (:meth:`Layout.processed`);
+    :class:`LayoutError` when the path is not a processed file."""
+    p = Path(path)
+    if p.suffix != ".h5" or len(p.parts) < 3 or not _PROCESSING_RE.match(p.stem):
+        raise LayoutError(f"{p}: not a processed file (expected <processed>/<model>/<variation>/"
+                          f"{PROCESSING_PATTERN}.h5)")
+    return p.parent.parent.name, p.parent.name, p.stem
 
 
 def table_file(tables_dir: str | Path, key: str) -> Path:

@@ -30,6 +30,9 @@ from soundsim.layout import (
     TABLE_PAGES,
     grid_figure_name,
     grid_heatmap_name,
+    map_figure_name,
+    parse_processing,
+    parse_setting,
     parse_shard_item,
     setting_name,
 )
@@ -233,6 +236,21 @@ def figure_files():
     return [f for n in names + list(FIGURES) for f in OUT.figure_files(n)]
 
 
+def processed_files():
+    """The processed matrix (rule evaluate) of every configured processing setting of every
+    enabled model/variation, each once: what rule embedding_maps chooses from."""
+    keys = dict.fromkeys(
+        (s.model, s.variation, parse_setting(s.setting).processing)
+        for s in configured_settings()
+    )
+    return [OUT.processed(m, v, *parse_processing(p)) for m, v, p in keys]
+
+
+def map_files():
+    """figures/maps/<model>__<variation>.{png,pdf} of every enabled model/variation."""
+    return [f for n, v in WEIGHTS for f in OUT.figure_files(map_figure_name(n, v))]
+
+
 def variation_summaries(w):
     """summary.json of every configured setting of one model variation (wildcards model,
     variation): what rule evaluate_indexes chooses the best setting from."""
@@ -268,7 +286,11 @@ def all_targets():
         OUT.families,
         *embedding_files(),
         *summary_files(),
-        *(table_files() + table_page_files() + figure_files() if WEIGHTS else []),
+        *(
+            table_files() + table_page_files() + figure_files() + map_files()
+            if WEIGHTS
+            else []
+        ),
         *index_targets(),
         *([OUT.service_index] if config["service"]["enabled"] and WEIGHTS else []),
         *head_files(),
