@@ -316,7 +316,9 @@ def collection_config(w):
 
 def relevance_kind(w):
     """'ontology' or 'families': where the collection's graded gains come from (soundsim.relevance)."""
-    return relevance.resolve_kind(config["evaluation"]["relevance"], collection_config(w))
+    return relevance.resolve_kind(
+        config["evaluation"]["relevance"], collection_config(w)
+    )
 
 
 def relevance_inputs(w):
@@ -332,7 +334,9 @@ def relevance_inputs(w):
 
 def evaluate_relevance(w):
     """relevance.csv when the panel is computed (evaluation.panel), else nothing."""
-    return Layout(RESULTS, w.collection).relevance if config["evaluation"]["panel"] else []
+    return (
+        Layout(RESULTS, w.collection).relevance if config["evaluation"]["panel"] else []
+    )
 
 
 def collection_inputs(wildcards):
