@@ -16,17 +16,20 @@ Each setting writes ``OUT/<setting>/`` (the setting's name,
 :func:`soundsim.layout.setting_name`; the files: :data:`soundsim.layout.METRIC_FILES`):
 
 * ``per_label.csv``: ``label, n_clips, map@<N>..., mr1`` (one map column per
-  cutoff, in increasing order; NaN for labels with a single clip);
-* ``per_family.csv``: ``family, n_labels, map@<N>..., mr1``;
+  cutoff, in increasing order; NaN for labels with a single clip), then the
+  retrieval panel's averages when it is computed (``ndcg@15 ... rprec``,
+  :mod:`soundsim.panel`, names :mod:`soundsim.measures`);
+* ``per_family.csv``: ``family, n_labels, map@<N>..., mr1`` (+ the panel's);
 * ``summary.json``: settings, macro / family-mean / micro values, counts,
   timings (seconds; ``aggregation_s`` is shared by all settings of that
   aggregation, ``pca_s`` by the searches of one processing setting,
   ``gram_s`` by the searches of one pass), input attributes;
-* ``rankings.h5``: top-K (K = largest cutoff) indices and scores of every
+* ``rankings.h5``: top-K (K = largest cutoff, of the panel too: 150; at most N-1) indices and scores of every
   query (:func:`soundsim.store.write_rankings`);
 * ``per_query.parquet``: one row per class-wise query, i.e. per (clip,
   label) pair -- a clip with several labels is a query once per label, as in
-  the class-wise averages -- with ``fname, label, ap@<N>..., r1``
+  the class-wise averages -- with ``fname, label, ap@<N>..., r1`` and the
+  panel's per-query columns (``ndcg@15, ..., rr, ..., rprec``)
   (:func:`per_query_table`; NaN for labels with a single clip). The mean over
   a label's rows is its ``per_label.csv`` value, so :mod:`soundsim.stats` can
   resample queries without re-running a search.
@@ -185,7 +188,7 @@ def search_and_score(
     """One blockwise pass over the query clips of ``Z`` (N x D, float64: the
     processing output; kept for re-scoring, the float32 copy is made here)
     computing, for every search in ``searches``, the top-K rankings (K =
-    largest cutoff, at most N-1) and all metrics. One float32 Gram block per
+    largest cutoff, of the panel too, at most N-1) and all metrics. One float32 Gram block per
     query block proposes the keys of every search; every decision (top-K
     membership and order, R1) is that of the float64 keys
     (:mod:`soundsim.search`), so the results do not depend on the block size.

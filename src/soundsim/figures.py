@@ -61,6 +61,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter
 
+from soundsim import measures
 from soundsim import layout as L
 from soundsim import metrics as M
 from soundsim import tables as T
@@ -476,7 +477,7 @@ def model_comparison_figure(models_df: pd.DataFrame, collection: str | None = No
     (``trained_on_collection`` true) is marked :data:`soundsim.training_data.MARKER`
     and the title explains the marker. ``models_df``: :func:`soundsim.tables.models_table`."""
     df = _check(models_df, ["model"], "model_comparison")
-    metrics = T.metric_columns(df)
+    metrics = [m for m in T.metric_columns(df) if measures.is_paper_metric(m)]  # the panel: in the tables
     if not metrics:
         raise FiguresError("model_comparison: input has no map@N / mr1 columns")
     n = len(df)
@@ -598,7 +599,7 @@ def significance_matrix_figure(
     df = _check(pairwise_df, ["comparison", "metric", "a", "b", "diff", "p_holm", "significant"], "significance_matrix")
     comparisons = [c for c in ("fixed", "best") if c in set(df["comparison"])] + sorted(
         set(df["comparison"]) - {"fixed", "best"})
-    metrics = T.metric_names(df["metric"].unique())
+    metrics = [m for m in T.metric_names(df["metric"].unique()) if measures.is_paper_metric(m)]
     n = len(set(df["a"].astype(str)) | set(df["b"].astype(str)))
     cell = 0.62 if n <= 8 else 0.48
     font = 8 if n <= 8 else 6
@@ -1159,7 +1160,7 @@ def heads_comparison_figure(heads_df: pd.DataFrame, collection: str | None = Non
     difference's head bar is outlined in black."""
     df = _check(heads_df, ["head", "base", "subset", "metric", "head_value", "base_value", "diff"],
                 "heads_comparison")
-    metrics = T.metric_names(df["metric"].astype(str).unique())
+    metrics = [m for m in T.metric_names(df["metric"].astype(str).unique()) if measures.is_paper_metric(m)]
     if not metrics:
         raise FiguresError("heads_comparison: the table has no map@N / mr1 rows")
     groups = list(dict.fromkeys(zip(df["head"].astype(str), df["subset"].astype(str), strict=True)))
