@@ -11,6 +11,10 @@ each clip has >= 1 label); 1-20 frames per clip; embeddings = sum of random
 label centres + per-clip scale and noise + per-frame noise (class structure,
 unequal norms so MIPS, MCSS and NNS differ). Everything is seeded.
 
+With ``--panel compare`` (default) the grid runs twice, without and with the
+retrieval panel (graded gains from the FSD50K ontology, ``ontology_crowd.json``),
+and the ratio of the two times is printed.
+
 Printed: the grid time (``evaluate_grid``: aggregation, PCA, search, every
 metric for every label, writing all outputs to a temporary folder), the time of
 the float64 re-scoring that makes every ranking decision exact (part of the
@@ -42,6 +46,7 @@ from soundsim.store import read_embeddings, write_embeddings
 
 ONTOLOGY = Path("/work/shared/data/fsd50k-ontology/FSD50K_ontology-counts.json")
 FAMILIES = Path("/work/shared/data/fsd50k-ontology/FSD50K_taxonomy-families.json")
+CROWD = Path("/work/shared/data/fsd50k-ontology/ontology_crowd.json")
 FSD50K_EVAL_CLIPS = 10231
 
 
@@ -153,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-floor", action="store_true")
     ap.add_argument("--no-rankings", action="store_true", help="do not write rankings.h5 files")
+    ap.add_argument("--panel", choices=["on", "off", "compare"], default="compare",
+                    help="the retrieval panel (soundsim.panel) with FSD50K ontology gains: on, off, or compare "
+                         "(the grid without it first, then with it; prints the ratio)")
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(args.seed)
@@ -182,17 +190,36 @@ def main(argv: list[str] | None = None) -> int:
                 rescored[f"{kw.get('desc', '')} {s}"] = int(getattr(r, "n_rescored", 0))
             return results
 
+        relevance = None
+        if args.panel != "off":
+            from soundsim.datasets.ontology import load_ontology
+            from soundsim.relevance import ontology_gains, write_gains
+
+            names = sorted({lab for ls in labels for lab in ls})
+            t0 = time.perf_counter()
+            relevance = write_gains(names, ontology_gains(load_ontology(CROWD), names), Path(tmp) / "relevance.csv")
+            print(f"ontology gains of {len(names)} labels (rule relevance): {time.perf_counter() - t0:.2f} s")
+        if args.panel == "compare":
+            t0 = time.perf_counter()
+            evaluate_grid(emb, (fnames, labels), families, args.aggregation, args.pca, args.search, args.cutoffs,
+                          out_dir=Path(tmp) / "off", seed=args.seed, block_size=args.block_size,
+                          write_rankings_files=not args.no_rankings, panel=False)
+            grid_off = time.perf_counter() - t0
+            print(f"grid without the panel (the paper's metrics only): {grid_off:.1f} s")
         E.search_and_score = recording
         t0 = time.perf_counter()
         try:
             summaries = evaluate_grid(
                 emb, (fnames, labels), families, args.aggregation, args.pca, args.search, args.cutoffs,
                 out_dir=Path(tmp) / "out", seed=args.seed, block_size=args.block_size,
-                write_rankings_files=not args.no_rankings,
+                write_rankings_files=not args.no_rankings, panel=args.panel != "off", relevance=relevance,
             )
         finally:
             E.search_and_score = search_and_score
         grid = time.perf_counter() - t0
+        if args.panel == "compare":
+            print(f"grid with the panel (graded nDCG@15/150 with ontology gains, bnDCG@10, MRR, recall@k, P@k, "
+                  f"R-precision, class-wise and micro): {grid:.1f} s; ratio with / without = {grid / grid_off:.2f}")
         rss_grid = peak_rss_gib()
         parts: dict[str, float] = {}
         for s in summaries:

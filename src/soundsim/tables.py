@@ -951,6 +951,12 @@ def _md_header(col: str) -> str:
     return prefix + name
 
 
+def _is_panel(col: str) -> bool:
+    """A column of the retrieval panel (``ndcg@15``, ``best_mrr``, ...), not of the paper's metrics."""
+    name = re.sub(r"^(best_|paper_)", "", col)
+    return measures.is_metric(name) and not measures.is_paper_metric(name)
+
+
 def _is_interval(col: str) -> bool:
     return col.endswith(("_lo", "_hi")) and bool(metric_names([re.sub(r"^(best_|paper_)", "", col[:-3])]))
 
@@ -969,7 +975,8 @@ def models_display(
     text cells (for a Markdown table)."""
     _require(models_df, ["model"], "models_markdown")
     hidden = ("note", "level", "setting", "trained_on", TD.FLAG_COLUMN, "training_note")
-    cols = [c for c in models_df.columns if c not in hidden and not _is_interval(c)]
+    # the retrieval panel's columns stay in models.csv (too many for one readable table)
+    cols = [c for c in models_df.columns if c not in hidden and not _is_interval(c) and not _is_panel(c)]
     cols, rank_note = _rank_display(models_df, cols, confidence)
     has_ci = any(_is_interval(c) for c in models_df.columns)
     fixed = "; ".join(setting_label(x) for x in sorted({str(x) for x in models_df.get("setting", [])}))
