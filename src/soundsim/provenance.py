@@ -56,7 +56,11 @@ EXTRACTION_FUNCTIONS = (
 #: packages that decode and resample audio for every model
 DECODE_PACKAGES = ("numpy", "soundfile", "soxr")
 #: modules that turn embeddings into metrics
-EVALUATION_MODULES = ("soundsim.process", "soundsim.search", "soundsim.metrics", "soundsim.evaluate")
+EVALUATION_MODULES = ("soundsim.process", "soundsim.search", "soundsim.metrics", "soundsim.evaluate",
+                      "soundsim.panel", "soundsim.relevance", "soundsim.measures")
+#: what the tables, figures and maps are computed with: a change re-runs those rules
+REPORT_MODULES = ("soundsim.measures", "soundsim.stats", "soundsim.tables", "soundsim.training_data",
+                  "soundsim.figures", "soundsim.maps")
 EVALUATION_PACKAGES = ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow")
 
 
@@ -319,6 +323,13 @@ def evaluation_code_version() -> str:
     """The code version of processing, search, metrics and evaluation."""
     parts: dict[str, object] = {m: module_digest(m) for m in EVALUATION_MODULES}
     parts["packages"] = env_versions("soundsim", EVALUATION_PACKAGES)
+    return _digest(parts)
+
+
+def report_code_version() -> str:
+    """The code version of the tables, statistics, figures and maps (:data:`REPORT_MODULES`)."""
+    parts: dict[str, object] = {m: module_digest(m) for m in REPORT_MODULES}
+    parts["packages"] = env_versions("soundsim", ("numpy", "scipy", "pandas", "matplotlib", "seaborn", "openTSNE"))
     return _digest(parts)
 
 

@@ -103,6 +103,7 @@ GRID = config["grid"]
 MODEL_CODE = {n: provenance.model_code_version(n, cfg=c) for n, c in MODELS.items()}
 WEIGHTS_FP = {nv: weights_fingerprint(p) for nv, p in WEIGHTS.items()}
 EVALUATION_CODE = provenance.evaluation_code_version()
+REPORT_CODE = provenance.report_code_version()
 N_CLIPS = plan.expected_clips(config)
 SEARCHES = GRID["searches"]
 # Approximate search in the evaluation (grid.indexes; soundsim.index_eval): the index types,

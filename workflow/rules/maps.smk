@@ -34,5 +34,6 @@ rule embedding_maps:
         variations=[[n, v] for n, v in WEIGHTS],
         seed=config["evaluation"]["seed"],
         collection=OUT.collection,
+        code_version=REPORT_CODE,
     script:
         "../scripts/embedding_maps.py"

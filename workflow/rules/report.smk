@@ -46,6 +46,7 @@ rule tables:
         training_data=plan.training_declarations(config),
         # the enabled models' sections: the ModelInfo of each (soundsim.models.configured)
         models=MODELS,
+        code_version=REPORT_CODE,
     script:
         "../scripts/tables.py"
 
@@ -176,6 +177,7 @@ rule figures:
     params:
         confidence=config["evaluation"]["confidence"],
         collection=OUT.collection,
+        code_version=REPORT_CODE,
     script:
         "../scripts/figures.py"
 
