@@ -63,6 +63,20 @@ def _trec(S, labels, G=None, micro=False):
     return ids, out
 
 
+def _trec_run(S, labels, k):
+    """trec_eval's Rprec of runs truncated at k (class-wise, one label per clip)."""
+    n = S.shape[0]
+    qrels, run = [], []
+    for q in range(n):
+        qid = f"{q}:{labels[q][0]}"
+        qrels += [ir_measures.Qrel(qid, str(j), 1) for j in range(n) if j != q and labels[j] == labels[q]]
+        run += [ir_measures.ScoredDoc(qid, str(j), float(n - i)) for i, j in enumerate(_ranking(S, q)[:k])]
+    out: dict[str, dict[str, float]] = {}
+    for m in ir_measures.iter_calc([Rprec], qrels, run):
+        out.setdefault(m.query_id, {})[str(m.measure)] = m.value
+    return None, out
+
+
 def _collection(n=24, seed=0):
     rng = np.random.default_rng(seed)
     pool = ["a", "b", "c", "d", "e"]
@@ -155,9 +169,10 @@ def test_r_precision_beyond_the_stored_list_is_exact_on_float32_keys():
     X = np.vstack([centers[0] + rng.normal(size=(160, 8)) * 1.5, centers[1] + rng.normal(size=(160, 8)) * 1.5])
     ix = build_label_index(labels)
     G = np.eye(2)
-    exact = metrics_from_scores(X @ X.T, ix, [15, 150], gains=G)
+    exact = metrics_from_scores(X @ X.T, ix, [15, 150], gains=G, rprec_full=True)
     assert exact.pair_panel["rprec"].shape == (n,)
-    fast = search_and_score(X, ix, ["mips"], [15, 150], block_size=64, panel=make_panel(ix, G, [15, 150]))
+    fast = search_and_score(X, ix, ["mips"], [15, 150], block_size=64,
+                            panel=make_panel(ix, G, [15, 150], rprec_full=True))
     fast = fast["mips"].metrics
     np.testing.assert_array_equal(fast.pair_panel["rprec"], exact.pair_panel["rprec"])
     # the brute force: top 159 of the full ranking
@@ -167,6 +182,15 @@ def test_r_precision_beyond_the_stored_list_is_exact_on_float32_keys():
         want = sum(labels[j] == labels[q] for j in order) / 159
         assert exact.pair_panel["rprec"][q] == pytest.approx(want)
     assert 0.3 < np.mean(exact.pair_panel["rprec"]) < 1.0
+    # the default: trec_eval's Rprec of the top-150 run (relevant clips in the top 150, over R = 159)
+    run = metrics_from_scores(S, ix, [15, 150], gains=G)
+    for q in (0, 17, 200, 319):
+        top = _ranking(S, q)[:150]
+        assert run.pair_panel["rprec"][q] == pytest.approx(sum(labels[j] == labels[q] for j in top) / 159)
+    assert (run.pair_panel["rprec"] <= exact.pair_panel["rprec"] + 1e-12).all()
+    _, trec = _trec_run(S, labels, 150)
+    for q in range(0, n, 37):
+        assert run.pair_panel["rprec"][q] == pytest.approx(trec[f"{q}:{labels[q][0]}"]["Rprec"], abs=1e-12)
 
 
 def test_panel_columns_and_cutoffs():

@@ -116,3 +116,50 @@ def test_relevance_csv_round_trip(tmp_path, onto):
     (tmp_path / "cols.csv").write_text("a,b\n")
     with pytest.raises(RelevanceError, match="lacks column"):
         read_gains(tmp_path / "cols.csv", labels)
+
+
+# --------------------------------------------------------------------------- the relevance rule (real Snakemake)
+
+
+def _snakemake(workdir: Path, *args: str):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    exe = Path(sys.executable).parent / "snakemake"
+    return subprocess.run([str(exe), "-s", str(root / "Snakefile"), "-d", str(workdir), "--cores", "1", *args],
+                          capture_output=True, text=True, timeout=600, cwd=workdir)
+
+
+@pytest.mark.slow
+def test_relevance_rule_uses_the_fsd50k_ontology_and_falls_back_to_families(tmp_path, write_audio):
+    import pandas as pd
+    import yaml
+
+    from test_datasets import write_fsd50k
+
+    p = write_fsd50k(tmp_path / "data", write_audio)
+    cfg = {"collection": {"name": "fsd", "kind": "fsd50k", **{k: str(v) for k, v in p.items()}},
+           "models": {"freesound": {"enabled": False}}, "grid": {"indexes": []}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(tmp_path, "results/fsd/relevance.csv")
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_csv(tmp_path / "results" / "fsd" / "relevance.csv")
+    g = {(a, b): v for a, b, v in df.itertuples(index=False)}
+    # the test ontology: Animal > Dog > Bark; Growling under Dog and (multi-parent) elsewhere
+    assert g["Bark", "Dog"] == pytest.approx(2 * 2 / 5) and g["Bark", "Bark"] == 1.0
+    assert ("Bark", "Vehicle_horn_and_car_horn_and_honking") not in g  # different roots: gain 0, not listed
+    # relevance: families on the same collection -> family gains
+    cfg["evaluation"] = {"relevance": "families", "family_gain": 0.25}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(tmp_path, "results/fsd/relevance.csv")
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_csv(tmp_path / "results" / "fsd" / "relevance.csv")
+    assert set(df["gain"]) == {1.0, 0.25} and len(df[df["gain"] == 0.25]) == 6  # Animal, Bark, Dog: 3 x 2 pairs
+    # 'ontology' on a csv collection is refused, naming the fix
+    cfg = {"collection": {"name": "c", "kind": "csv", "audio_dir": str(p["audio_dir"]),
+                          "ground_truth": str(p["ground_truth"])},
+           "models": {"freesound": {"enabled": False}}, "evaluation": {"relevance": "ontology"}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(tmp_path, "-n", "results/c/relevance.csv")
+    assert r.returncode != 0 and "use families or auto" in r.stdout + r.stderr

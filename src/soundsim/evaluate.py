@@ -463,6 +463,7 @@ def prepare_grid(
     panel: bool = True,
     relevance: str | Path | None = None,
     family_gain: float = R.DEFAULT_FAMILY_GAIN,
+    rprec_full: bool = False,
 ) -> GridInputs:
     """Align the embeddings with the ground truth (:func:`align`) and validate
     the settings asked for (arguments as :func:`evaluate_grid`). Raises
@@ -492,7 +493,8 @@ def prepare_grid(
             family_of = {lab: fam for fam, labs in (families or {}).items() for lab in labs}
             G = R.family_gains(index.labels, family_of, family_gain)
             rel_info = {"gains": "families", "family_gain": float(family_gain)}
-        pn = M.make_panel(index, G, cutoffs)
+        pn = M.make_panel(index, G, cutoffs, rprec_full)
+        rel_info["rprec"] = "full" if rprec_full else "run"
     return GridInputs(sub, index, dict(families or {}), aggregations, ks, searches, cutoffs, order, seed,
                       block_size, align_info, single, code, pn, rel_info)
 
@@ -702,6 +704,7 @@ def evaluate_grid(
     panel: bool = True,
     relevance: str | Path | None = None,
     family_gain: float = R.DEFAULT_FAMILY_GAIN,
+    rprec_full: bool = False,
 ) -> list[dict[str, Any]]:
     """Evaluate every (aggregation, PCA, search) combination; see the module
     docstring for the outputs (written when ``out_dir`` is given). Returns one
@@ -718,7 +721,8 @@ def evaluate_grid(
     ``panel``: also compute the retrieval panel (:mod:`soundsim.panel`) with
     the graded gains of ``relevance`` (a ``relevance.csv``,
     :mod:`soundsim.relevance`), else family gains (``family_gain``) from
-    ``families``.
+    ``families``; ``rprec_full``: R-precision over the full ranking (else
+    the top-K run's, :mod:`soundsim.panel`).
 
     A setting that cannot run on this file (a PCA size above the number of
     clips or the dimension, aggregation ``none`` on several rows per clip, a
@@ -733,7 +737,7 @@ def evaluate_grid(
         check_parquet_engine()
     pdir = None if out is None else Path(processed_dir) if processed_dir is not None else out / "processed"
     grid = prepare_grid(emb, clips, families, aggregations, pcas, searches, cutoffs, seed, block_size, restrict,
-                        panel, relevance, family_gain)
+                        panel, relevance, family_gain, rprec_full)
     log.info("evaluating %d clips x %d labels: %d setting(s), processing %s (%s)", grid.emb.n_clips,
              len(grid.index.labels), grid.n_settings, grid.order, P.PROCESSING[grid.order])
     summaries: list[dict[str, Any]] = []
@@ -786,6 +790,7 @@ def evaluate_job(
     seed: int = 0,
     panel: bool = True,
     relevance_path: str | Path | None = None,
+    rprec_full: bool = False,
 ) -> list[dict[str, Any]]:
     """One workflow job: one processing setting (aggregation, PCA) of one
     embeddings file, every search, evaluated on the clips the model embedded
@@ -804,5 +809,5 @@ def evaluate_job(
     return evaluate_grid(
         emb, man[["fname", "labels"]], families, [aggregation], [pca], searches, cutoffs,
         out_dir=metrics_dir, seed=seed, restrict=True, save_processed=True, processed_dir=processed_dir,
-        panel=panel, relevance=relevance_path,
+        panel=panel, relevance=relevance_path, rprec_full=rprec_full,
     )

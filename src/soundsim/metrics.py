@@ -230,16 +230,19 @@ def check_cutoffs(cutoffs: Sequence[int]) -> list[int]:
     return out
 
 
-def make_panel(index: LabelIndex, gains: np.ndarray, cutoffs: Sequence[int]) -> PN.Panel:
+def make_panel(index: LabelIndex, gains: np.ndarray, cutoffs: Sequence[int], rprec_full: bool = False
+               ) -> PN.Panel:
     """The :class:`soundsim.panel.Panel` of a collection from its (L, L) label gains
-    (over ``index.labels``), for lists of :func:`list_length`."""
+    (over ``index.labels``), for lists of :func:`list_length`; ``rprec_full``: R-precision
+    over the full ranking (slow: a selection per query and label), else over the top-K run."""
     from soundsim.relevance import clip_gains
 
     gains = np.asarray(gains, dtype=np.float64)
     n_lab = len(index.labels)
     if gains.shape != (n_lab, n_lab):
         raise MetricsError(f"label gains must be {n_lab} x {n_lab} (the collection's labels), got {gains.shape}")
-    return PN.build_panel(index.Y, clip_gains(gains, index.Y), list_length(cutoffs, index.n_clips, True))
+    return PN.build_panel(index.Y, clip_gains(gains, index.Y), list_length(cutoffs, index.n_clips, True),
+                          rprec_full)
 
 
 def list_length(cutoffs: Sequence[int], n_clips: int, panel: bool = False) -> int:
@@ -331,7 +334,7 @@ class MetricAccumulator:
         n_rel = ix.counts[pl] - 1
         vals = PN.list_measures(rel, gains, r1, n_rel, pn.ideal_label[pl], pn.disc)
         rp = PN.rprec_in_list(rel, n_rel)
-        beyond = np.flatnonzero(np.isfinite(r1) & (n_rel > self.k))
+        beyond = np.flatnonzero(np.isfinite(r1) & (n_rel > self.k)) if pn.rprec_full else np.zeros(0, int)
         if beyond.size:
             masks = [ix.Y[:, lab] for lab in range(len(ix.labels))]
             rp[beyond] = PN.rprec_beyond(kb, local[beyond], n_rel[beyond], masks, pl[beyond])
@@ -343,7 +346,7 @@ class MetricAccumulator:
         n_rel_m = pn.n_rel_query[q]
         vals = PN.list_measures(rel_m, gains_m, r1_m, n_rel_m, pn.ideal_query[q], pn.disc)
         rp = PN.rprec_in_list(rel_m, n_rel_m)
-        beyond = np.flatnonzero(np.isfinite(r1_m) & (n_rel_m > self.k))
+        beyond = np.flatnonzero(np.isfinite(r1_m) & (n_rel_m > self.k)) if pn.rprec_full else np.zeros(0, int)
         if beyond.size:
             grp = pn.group[q[beyond]]
             uniq, inv = np.unique(grp, return_inverse=True)
@@ -440,6 +443,7 @@ def metrics_from_scores(
     cutoffs: Sequence[int],
     block_size: int | None = None,
     gains: np.ndarray | None = None,
+    rprec_full: bool = False,
 ) -> MetricResult:
     """Metrics of a full score matrix ``S`` (N x N, higher = better; the
     diagonal is ignored), for small collections and hand-made cases.
@@ -452,7 +456,8 @@ def metrics_from_scores(
     n = S.shape[0]
     if S.shape != (n, n) or n != index.n_clips:
         raise MetricsError(f"score matrix must be {index.n_clips} x {index.n_clips}, got {S.shape}")
-    acc = MetricAccumulator(index, cutoffs, make_panel(index, gains, cutoffs) if gains is not None else None)
+    acc = MetricAccumulator(index, cutoffs,
+                            make_panel(index, gains, cutoffs, rprec_full) if gains is not None else None)
     bs = n if block_size is None else int(block_size)
     for start in range(0, n, bs):
         keys = S[start : start + bs].copy()

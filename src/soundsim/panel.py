@@ -13,7 +13,7 @@ position i, and ``disc_i = 1 / log2(i + 1)``::
 
     P@k       = (1/k) * sum_{i<=k} rel_i
     recall@k  = (1/n_rel) * sum_{i<=k} rel_i
-    R-prec    = P@R with R = n_rel                          (exact, also when R > the stored list)
+    R-prec    = (1/R) * sum_{i<=min(R, K)} rel_i, R = n_rel  (trec_eval's Rprec on the top-K run)
     RR        = 1 / (r1 + 1)                                (r1: the paper's 0-based rank of the
                                                              first relevant clip, over the full ranking)
     bnDCG@k   = sum_{i<=k} rel_i * disc_i / sum_{i<=min(k, n_rel)} disc_i
@@ -27,12 +27,18 @@ counts the missing positions as not relevant. Class-wise values are averaged
 per label, then over labels (macro) and families, like the paper's metrics;
 micro values over clips. Labels with a single clip are NaN and left out.
 
-R-precision beyond the stored top-K: with t the R-th largest float key of a
-row and ``eps`` its error bound (:class:`soundsim.search.KeyBlock`), clips with
-key > t + 2 eps are provably in the exact top R and clips below t - 2 eps
-provably not; the clips in between are re-scored in float64 and ordered by
-the tie rule (key, then lower index), so R-precision is that of the exact
-ranking, like R1.
+R-precision and the list length: the lists are K = 150 long (the panel's
+largest cutoff). For a label with more than K + 1 clips (56 of FSD50K's 200),
+R > K, and the default R-precision is that of the top-K *run*, as trec_eval
+computes ``Rprec`` on a run of K results: the relevant clips in the top K over R,
+a lower bound of the full ranking's. ``evaluation.rprec: full`` computes it over
+the full ranking instead (:func:`rprec_beyond`): with t the R-th largest float
+key of a row and ``eps`` its error bound (:class:`soundsim.search.KeyBlock`),
+clips with key > t + 2 eps are provably in the exact top R and clips below
+t - 2 eps provably not; the clips in between are re-scored in float64 and
+ordered by the tie rule (key, then lower index), so it is that of the exact
+ranking, like R1 -- at the cost of a selection over the collection per query
+and label (about 5x the grid's time on FSD50K: ``benchmarks/bench_evaluate.py``).
 """
 
 from __future__ import annotations
@@ -82,9 +88,11 @@ class Panel:
     """What the panel needs of a collection, computed once per grid (not per setting).
 
     ``C[L, j]``: class-wise gain of clip j for label L (:func:`soundsim.relevance.clip_gains`);
-    ``ideal_label[L, i]``: IDCG@(i+1) of a class-wise query of L; ``ideal_query[q, i]``: of the
-    micro query q; ``n_rel_query[q]``: other clips sharing a label with q; ``group[q]``: index of
-    q's label set (queries with one label set share relevance), ``group_labels[g]`` its labels."""
+    ``ideal_label[L, c]``: IDCG at the c-th cutoff of :data:`NDCG_CUTOFFS` (at most ``k``) of a
+    class-wise query of L; ``ideal_query[q, c]``: of the micro query q; ``n_rel_query[q]``: other
+    clips sharing a label with q; ``group[q]``: index of q's label set, ``group_labels[g]`` its
+    labels. ``rprec_full``: R-precision over the full ranking (else over the top-``k`` run, as
+    trec_eval on that run)."""
 
     k: int
     C: np.ndarray
@@ -94,70 +102,78 @@ class Panel:
     group: np.ndarray
     group_labels: list[np.ndarray] = field(repr=False)
     disc: np.ndarray = field(repr=False)
+    rprec_full: bool = False
 
 
-def build_panel(Y: np.ndarray, C: np.ndarray, k: int) -> Panel:
-    """``Y``: (N, L) clip-label matrix; ``C``: (L, N) class-wise gains; ``k``: list length."""
+def _ideal_at(gains_sorted: np.ndarray, disc: np.ndarray, k: int) -> np.ndarray:
+    """IDCG at each cutoff of :data:`NDCG_CUTOFFS` (at most k) from the other clips' gains, sorted."""
+    cum = np.cumsum(gains_sorted * disc)
+    return np.array([cum[min(c, k) - 1] for c in NDCG_CUTOFFS])
+
+
+def build_panel(Y: np.ndarray, C: np.ndarray, k: int, rprec_full: bool = False) -> Panel:
+    """``Y``: (N, L) clip-label matrix; ``C``: (L, N) class-wise gains; ``k``: list length;
+    ``rprec_full``: see :class:`Panel`."""
     n, n_lab = Y.shape
     disc = discounts(k)
-    ideal_label = np.zeros((n_lab, k), dtype=np.float64)
+    ideal_label = np.zeros((n_lab, len(NDCG_CUTOFFS)), dtype=np.float64)
     for lab in range(n_lab):
         if Y[:, lab].any():
-            ideal_label[lab] = np.cumsum(_top_gains(C[lab], k) * disc)
+            ideal_label[lab] = _ideal_at(_top_gains(C[lab], k), disc, k)
     keys, group = np.unique(np.packbits(Y, axis=1), axis=0, return_inverse=True)
     group = group.reshape(-1)
     group_labels = [np.flatnonzero(np.unpackbits(kr, count=n_lab)) for kr in keys]
-    ideal_query = np.zeros((n, k), dtype=np.float64)
+    ideal_query = np.zeros((n, len(NDCG_CUTOFFS)), dtype=np.float64)
     n_rel_query = np.zeros(n, dtype=np.int64)
+    order = np.argsort(group, kind="stable")
+    members = np.split(order, np.flatnonzero(np.diff(group[order])) + 1)
     for g, labs in enumerate(group_labels):
-        qs = np.flatnonzero(group == g)
-        ideal_query[qs] = np.cumsum(_top_gains(C[labs].max(axis=0), k) * disc)
+        qs = members[g]
+        row = C[labs[0]] if labs.size == 1 else C[labs].max(axis=0)
+        ideal_query[qs] = _ideal_at(_top_gains(row, k), disc, k)
         n_rel_query[qs] = int(Y[:, labs].any(axis=1).sum()) - 1
-    return Panel(k, C, ideal_label, ideal_query, n_rel_query, group, group_labels, disc)
-
-
-def _at(cum: np.ndarray, c: int) -> np.ndarray:
-    """Column min(c, K) (1-based) of a cumulative (P, K) array."""
-    return cum[:, min(c, cum.shape[1]) - 1]
+    return Panel(k, C, ideal_label, ideal_query, n_rel_query, group, group_labels, disc, rprec_full)
 
 
 def list_measures(rel: np.ndarray, gains: np.ndarray, r1: np.ndarray, n_rel: np.ndarray,
                   ideal: np.ndarray, disc: np.ndarray) -> dict[str, np.ndarray]:
     """Every panel measure but R-precision of P rankings: ``rel`` (P, K) bool,
     ``gains`` (P, K), ``r1`` (P,) 0-based first relevant rank (NaN: undefined),
-    ``n_rel`` (P,) other relevant clips (>= 1 where defined), ``ideal`` (P, K)
-    cumulative ideal graded DCG. NaN where ``r1`` is NaN."""
+    ``n_rel`` (P,) other relevant clips (>= 1 where defined), ``ideal`` (P, len(NDCG_CUTOFFS))
+    ideal graded DCG at each cutoff. NaN where ``r1`` is NaN."""
     k = rel.shape[1]
     d = disc[:k]
     bad = ~np.isfinite(r1)
     nr = np.where(bad, 1, n_rel).astype(np.float64)
-    cnt = np.cumsum(rel, axis=1, dtype=np.float64)
-    dcg = np.cumsum(gains * d, axis=1)
-    bdcg = np.cumsum(rel * d, axis=1)
+    relf = rel.astype(np.float64)
     cdisc = np.cumsum(d)
     out: dict[str, np.ndarray] = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        for c in NDCG_CUTOFFS:
-            out[f"ndcg@{c}"] = _at(dcg, c) / _at(ideal, c)
+        for j, c in enumerate(NDCG_CUTOFFS):
+            m = min(c, k)
+            out[f"ndcg@{c}"] = (gains[:, :m] @ d[:m]) / ideal[:, j]
         for c in BNDCG_CUTOFFS:
-            m = np.minimum(min(c, k), nr).astype(np.int64)
-            out[f"bndcg@{c}"] = _at(bdcg, c) / cdisc[m - 1]
+            m = min(c, k)
+            out[f"bndcg@{c}"] = (relf[:, :m] @ d[:m]) / cdisc[np.minimum(m, nr).astype(np.int64) - 1]
         out["rr"] = 1.0 / (r1 + 1.0)
+        counts = {c: np.count_nonzero(rel[:, : min(c, k)], axis=1).astype(np.float64)
+                  for c in sorted({*RECALL_CUTOFFS, *PRECISION_CUTOFFS})}
         for c in RECALL_CUTOFFS:
-            out[f"recall@{c}"] = _at(cnt, c) / nr
+            out[f"recall@{c}"] = counts[c] / nr
         for c in PRECISION_CUTOFFS:
-            out[f"p@{c}"] = _at(cnt, c) / c
+            out[f"p@{c}"] = counts[c] / c
     return {key: np.where(bad, np.nan, v) for key, v in out.items()}
 
 
 def rprec_in_list(rel: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
-    """R-precision of rankings whose R = ``n_rel`` <= K (others NaN)."""
+    """R-precision of the top-K run: ``#relevant in the top min(R, K) / R`` with R = ``n_rel``
+    (NaN where R < 1) -- trec_eval's ``Rprec`` of a run of K results. Exact where R <= K; where
+    R > K a lower bound of the full ranking's (:func:`rprec_beyond` computes that)."""
     k = rel.shape[1]
     cnt = np.cumsum(rel, axis=1, dtype=np.float64)
     out = np.full(rel.shape[0], np.nan)
-    ok = (n_rel >= 1) & (n_rel <= k)
-    idx = np.flatnonzero(ok)
-    out[idx] = cnt[idx, n_rel[idx] - 1] / n_rel[idx]
+    idx = np.flatnonzero(n_rel >= 1)
+    out[idx] = cnt[idx, np.minimum(n_rel[idx], k) - 1] / n_rel[idx]
     return out
 
 

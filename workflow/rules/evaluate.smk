@@ -31,6 +31,7 @@ rule evaluate:
         seed=config["evaluation"]["seed"],
         use_families=config["evaluation"]["families"],
         panel=config["evaluation"]["panel"],
+        rprec_full=config["evaluation"]["rprec"] == "full",
         code_version=EVALUATION_CODE,
     script:
         "../scripts/evaluate.py"

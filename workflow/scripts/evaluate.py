@@ -21,4 +21,5 @@ with job_log(sm.log[0]):
         seed=sm.params.seed,
         panel=sm.params.panel,
         relevance_path=sm.input.relevance if sm.params.panel else None,
+        rprec_full=sm.params.rprec_full,
     )
