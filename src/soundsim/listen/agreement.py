@@ -58,7 +58,7 @@ from scipy import stats as sps
 from soundsim import layout as L
 from soundsim import measures
 from soundsim import stats as St
-from soundsim.fileutil import atomic_path, write_csv_atomic
+from soundsim.fileutil import write_csv_atomic
 from soundsim.listen import db
 from soundsim.listen.summary import ListeningError
 
@@ -312,13 +312,9 @@ def plot_agreement(table: pd.DataFrame, path_stem: str | Path, collection: str =
     where = f" on {collection}" if collection else ""
     fig.suptitle(f"Which metric agrees with listeners{where}? (\u03c1 > 0: the metric orders as listeners do; "
                  f"lower-is-better metrics negated)", fontsize=10)
-    out = []
-    for ext in ("png", "pdf"):
-        dst = Path(f"{path_stem}.{ext}")
-        with atomic_path(dst) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150)
-        out.append(dst)
-    return out
+    from soundsim.figures import save
+
+    return save(fig, path_stem, tight=False)
 
 
 def write_agreement(
