@@ -406,8 +406,8 @@ def test_workflow_npy_folder_parquet_and_hdf5_give_equal_numbers(venv_bin, tmp_p
     dry = snakemake(venv_bin, tmp_path, "-n")
     assert dry.returncode == 0, dry.stderr[-3000:]
     # PCA 100 > D = 16 is left out: 2 aggregations x 2 PCA per model, each job serving 3 searches
-    assert job_counts(dry.stdout) == {"import_embeddings": 3, "evaluate": 12, "tables": 1, "table_pages": 1,
-                                      "figures": 1, "embedding_maps": 1, "all": 1, "total": 20}
+    assert job_counts(dry.stdout) == {"import_embeddings": 3, "relevance": 1, "evaluate": 12, "tables": 1,
+                                      "table_pages": 1, "figures": 1, "embedding_maps": 1, "all": 1, "total": 21}
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
 

@@ -95,8 +95,13 @@ def test_columns_rows_and_layout(heads):
                                     "diff_lo", "diff_hi", "p", "p_holm", "significant", "n_labels", "n_queries",
                                     "class_disjoint", "train_collection", "fingerprint"}
     # one row per head x subset x metric, in the order of the heads, subsets, metrics
-    want = [("head-basey", "all", m) for m in ("map@5", "map@15", "mr1")]
-    want += [("head-basey-cd", s, m) for s in ("all", "seen", "unseen") for m in ("map@5", "map@15", "mr1")]
+    # (the paper's metrics, then the retrieval panel's)
+    from soundsim import measures
+    from soundsim import panel as PN
+
+    metrics = ("map@5", "map@15", "mr1", *[measures.average_of(c) for c in PN.columns()])
+    want = [("head-basey", "all", m) for m in metrics]
+    want += [("head-basey-cd", s, m) for s in ("all", "seen", "unseen") for m in metrics]
     assert list(zip(heads["head"], heads["subset"], heads["metric"], strict=True)) == want
     assert set(heads["base"]) == {"basey"}
     assert heads.set_index("head")["variation"].groupby(level=0).first().to_dict() == {"head-basey": "v1",

@@ -65,10 +65,12 @@ def test_dry_run_of_the_shipped_config_plans_the_whole_dag(venv_bin):
     # 3 default models x 1 variation x 2 shards; evaluate: (3 aggregations x 3 PCA) for the two
     # frame-level models + 3 PCA for the clip-level freesound (each job serves all 3 searches);
     # grid.indexes: one evaluate_indexes job per model variation, then the table and its figure
-    assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 6, "merge_embeddings": 3,
+    # the relevance rule: the panel's graded gains (relevance.csv)
+    assert job_counts(r.stdout) == {"demo_data": 1, "manifest": 1, "relevance": 1, "extract_shard": 6,
+                                    "merge_embeddings": 3,
                                     "evaluate": 21, "evaluate_indexes": 3, "tables": 1, "table_pages": 1,
                                     "embedding_maps": 1, "figures": 1, "index_table": 1, "index_figure": 1, "all": 1,
-                                    "total": 42}
+                                    "total": 43}
 
 
 def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
@@ -81,9 +83,9 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     plan = snakemake(venv_bin, tmp_path, "-n")
     assert plan.returncode == 0, plan.stderr
     n = len(models)
-    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "extract_shard": 2 * n, "merge_embeddings": n,
-                                       "evaluate": 4 * n, "tables": 1, "table_pages": 1, "figures": 1,
-                                       "embedding_maps": 1, "all": 1, "total": 7 + 7 * n}
+    assert job_counts(plan.stdout) == {"demo_data": 1, "manifest": 1, "relevance": 1, "extract_shard": 2 * n,
+                                       "merge_embeddings": n, "evaluate": 4 * n, "tables": 1, "table_pages": 1,
+                                       "figures": 1, "embedding_maps": 1, "all": 1, "total": 8 + 7 * n}
 
     run = snakemake(venv_bin, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -124,7 +126,9 @@ def test_demo_run_then_nothing_to_do(venv_bin, tmp_path):
     assert (all_settings["map@15_lo"] <= all_settings["map@15"]).all()
     assert (all_settings["map@15"] <= all_settings["map@15_hi"]).all()
     pairwise = pd.read_csv(res / "tables" / "pairwise.csv")
-    assert len(pairwise) == (3 if n == 2 else 0)  # one pair x 3 metrics, best setting only (no PCA 100)
+    # one pair x 18 metrics (the paper's 3, the panel's 15), best setting only (no PCA 100)
+    assert len(pairwise) == (18 if n == 2 else 0)
+    assert set(pairwise["metric"]) >= ({"map@15", "ndcg@15", "mrr", "rprec"} if n == 2 else set())
     assert (res / "figures" / "significance.png").is_file() and (res / "figures" / "significance.pdf").is_file()
 
     again = snakemake(venv_bin, tmp_path)

@@ -103,7 +103,7 @@ def check_outputs_ignore_the_extra_folders(lay: L.Layout) -> None:
     assert grids == ["grid/aisfx__x-sequential-ce", "grid/aisfx__x-sequential-ce_heatmap",
                      "grid/freesound__freesound-extractor", "grid/freesound__freesound-extractor_heatmap"]
     assert figures == sorted(f"{n}.{ext}" for n in [*grids, "families", "models", "per_label", "significance",
-                                                     "precision_at_k"] for ext in ("png", "pdf"))
+                                                     "precision_at_k", "ranks"] for ext in ("png", "pdf"))
 
 
 @pytest.mark.slow
@@ -172,5 +172,5 @@ def test_tables_and_figures_commands(venv_bin, tmp_path):
     assert r.stdout.splitlines()[0] == f"all_settings: {Path('results/demo/tables/all_settings.csv')}"
     r = soundsim("figures", "--config", "config.yaml")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.strip() == "18 figure file(s) -> results/demo/figures"
+    assert r.stdout.strip() == "20 figure file(s) -> results/demo/figures"
     check_outputs_ignore_the_extra_folders(lay)
